@@ -1,0 +1,290 @@
+"""The core domain every app stands on: libraries, their queues and desks, and their staff.
+
+One installation serves one or more libraries. Everything a library owns carries a ``library``
+foreign key, and every read of it goes through a library-scoped QuerySet (``for_library``,
+``visible_to``) so that staff of one library never see another's data by accident.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from reflib.validators import normalize_origin, validate_origin, validate_timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    AnyUser = AbstractBaseUser | AnonymousUser
+
+
+class Role(models.TextChoices):
+    LIBRARIAN = "librarian", _("Librarian")
+    MANAGER = "manager", _("Manager")
+
+
+def _roles_at_least(role: Role) -> list[str]:
+    # A manager can do everything a librarian can.
+    return [Role.MANAGER] if role == Role.MANAGER else [Role.LIBRARIAN, Role.MANAGER]
+
+
+class LibraryQuerySet(models.QuerySet["Library"]):
+    def visible_to(self, user: AnyUser, *, role: Role = Role.LIBRARIAN) -> LibraryQuerySet:
+        """Libraries in which ``user`` holds ``role`` (or a higher one); all for superusers."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if getattr(user, "is_superuser", False):
+            return self.all()
+        return self.filter(
+            memberships__user_id=user.pk, memberships__role__in=_roles_at_least(role)
+        ).distinct()
+
+
+class Library(models.Model):
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    timezone = models.CharField(
+        _("time zone"), max_length=64, default="UTC", validators=[validate_timezone]
+    )
+    retention_days = models.PositiveIntegerField(
+        _("keep transcripts for (days)"),
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("After this many days a conversation's personal data is scrubbed."),
+    )
+    max_chats_per_librarian = models.PositiveSmallIntegerField(
+        _("concurrent chats per librarian"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+    )
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects: ClassVar[LibraryQuerySet] = LibraryQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("library")
+        verbose_name_plural = _("libraries")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(retention_days__gte=1), name="library_retention_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_chats_per_librarian__gte=1),
+                name="library_max_chats_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def allows_origin(self, origin: str) -> bool:
+        return self.allowed_origins.filter(origin=origin.lower()).exists()
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+class ScopedQuerySet(models.QuerySet[M]):
+    """A QuerySet of rows that belong to a library through ``library_path``."""
+
+    library_path: ClassVar[str] = "library"
+
+    def for_library(self, library: Library) -> ScopedQuerySet[M]:
+        return self.filter(**{self.library_path: library})
+
+    def visible_to(self, user: AnyUser, *, role: Role = Role.LIBRARIAN) -> ScopedQuerySet[M]:
+        return self.filter(
+            **{f"{self.library_path}__in": Library.objects.visible_to(user, role=role)}
+        )
+
+
+class LibraryOwned(models.Model):
+    """Abstract base for a row that belongs to exactly one library."""
+
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, verbose_name=_("library"))
+
+    class Meta:
+        abstract = True
+
+
+class AllowedOrigin(LibraryOwned):
+    origin = models.CharField(
+        _("origin"),
+        max_length=200,
+        validators=[validate_origin],
+        help_text=_(
+            "A web site allowed to embed the chat widget, e.g. https://library.example.edu"
+        ),
+    )
+
+    objects = ScopedQuerySet["AllowedOrigin"].as_manager()
+
+    class Meta:
+        ordering = ["origin"]
+        default_related_name = "allowed_origins"
+        verbose_name = _("allowed embedding origin")
+        constraints = [
+            models.UniqueConstraint(fields=["library", "origin"], name="unique_origin_per_library")
+        ]
+
+    def __str__(self) -> str:
+        return self.origin
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.origin = normalize_origin(self.origin)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        self.origin = normalize_origin(self.origin)
+
+
+class ServicePoint(LibraryOwned):
+    """A desk where questions are answered: a physical desk, the phone line, the chat."""
+
+    slug = models.SlugField(_("slug"), max_length=50)
+    name = models.CharField(_("name"), max_length=120)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    objects = ScopedQuerySet["ServicePoint"].as_manager()
+
+    class Meta:
+        ordering = ["library", "name"]
+        default_related_name = "service_points"
+        verbose_name = _("service point")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["library", "slug"], name="unique_service_point_per_library"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.library.slug})"
+
+
+class QueueQuerySet(ScopedQuerySet["Queue"]):
+    def by_address(self, address: str) -> Queue | None:
+        """The active queue named ``LIB/QUEUE``, or None."""
+        library_slug, sep, queue_slug = address.partition("/")
+        if not sep or not library_slug or not queue_slug:
+            return None
+        return (
+            self.select_related("library")
+            .filter(library__slug=library_slug, slug=queue_slug, is_active=True)
+            .first()
+        )
+
+
+class Queue(LibraryOwned):
+    """A chat entry point, addressed as ``LIB/QUEUE`` by the widget."""
+
+    slug = models.SlugField(_("slug"), max_length=50)
+    name = models.CharField(_("name"), max_length=120)
+    service_point = models.ForeignKey(
+        ServicePoint,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="queues",
+        verbose_name=_("service point"),
+        help_text=_("The desk whose rostered staff answer this queue."),
+    )
+    partners = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="rollover_sources",
+        verbose_name=_("partner queues"),
+        help_text=_("Queues, possibly of another library, that receive patrons left unanswered."),
+    )
+    unanswered_limit_s = models.PositiveIntegerField(
+        _("unanswered limit (seconds)"),
+        default=90,
+        validators=[MinValueValidator(10), MaxValueValidator(3600)],
+        help_text=_(
+            "After this long without a librarian the patron is offered a ticket and the chat "
+            "rolls over to the partner queues."
+        ),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    objects = QueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["library", "name"]
+        default_related_name = "queues"
+        verbose_name = _("queue")
+        constraints = [
+            models.UniqueConstraint(fields=["library", "slug"], name="unique_queue_per_library")
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def address(self) -> str:
+        return f"{self.library.slug}/{self.slug}"
+
+
+class StaffProfile(models.Model):
+    """What patrons see of a staff member: a display name, never the account name."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    display_name = models.CharField(_("display name"), max_length=80)
+
+    class Meta:
+        verbose_name = _("staff profile")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class MembershipQuerySet(ScopedQuerySet["Membership"]):
+    pass
+
+
+class Membership(LibraryOwned):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("user"),
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.LIBRARIAN)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["library", "user__username"]
+        default_related_name = "memberships"
+        verbose_name = _("staff membership")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "library"], name="unique_membership"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=[Role.LIBRARIAN, Role.MANAGER]),
+                name="membership_role_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} at {self.library.slug}"
+
+
+def display_name(user: Any) -> str:
+    """The name patrons see for a staff member."""
+    profile = getattr(user, "staff_profile", None)
+    if profile is not None and profile.display_name:
+        return str(profile.display_name)
+    return str(user.get_short_name() or user.get_username())

@@ -1,0 +1,67 @@
+"""Validators for the core domain's values."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+
+def validate_timezone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError(
+            _("%(value)s is not a known time zone, e.g. America/New_York."),
+            params={"value": value},
+            code="invalid_timezone",
+        )
+    try:
+        ZoneInfo(value)
+    except ZoneInfoNotFoundError:
+        raise ValidationError(
+            _("%(value)s is not a known time zone."),
+            params={"value": value},
+            code="invalid_timezone",
+        ) from None
+
+
+def normalize_origin(value: str) -> str:
+    """Return ``scheme://host[:port]`` in lower case, or raise ValidationError.
+
+    A browser's Origin header is exactly this form, so stored origins compare by equality.
+    ``null`` (sent by sandboxed frames and file: pages) is never a valid origin.
+    """
+    candidate = value.strip().rstrip("/").lower()
+    parts = urlsplit(candidate)
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+    ):
+        raise ValidationError(
+            _(
+                "%(value)s is not an origin: write scheme://host[:port], e.g. https://library.example.edu"
+            ),
+            params={"value": value},
+            code="invalid_origin",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError(
+            _("%(value)s has an invalid port."), params={"value": value}, code="invalid_origin"
+        ) from None
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if port is None or port == default_port:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def validate_origin(value: str) -> None:
+    normalize_origin(value)

@@ -1,0 +1,113 @@
+"""Shared fixtures: the named cast, service markers and real daphne processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from reflib.models import Library, Queue, Role
+from reflib.services import library_upsert, staff_upsert
+from tests.live import DaphneCluster
+from tests.services import postgres_problem, redis_problem, require
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("postgres") or item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+@pytest.fixture(autouse=True)
+def _services(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("postgres"):
+        require(postgres_problem())
+    if request.node.get_closest_marker("redis"):
+        require(redis_problem())
+
+
+@dataclass(frozen=True)
+class Patron:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The people every test can call by name."""
+
+    library: Library
+    queue: Queue
+    other_library: Library
+    other_queue: Queue
+    patron: Patron
+    librarian: User
+    manager: User
+    other_librarian: User
+
+    def client_for(self, user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def cast(db: None) -> Cast:
+    library = library_upsert(
+        slug="demo",
+        name="Demo Public Library",
+        timezone="America/New_York",
+        queue_slugs=["general"],
+        origins=["https://www.demo-library.org"],
+    )
+    other = library_upsert(
+        slug="other",
+        name="Other County Library",
+        timezone="Europe/Madrid",
+        queue_slugs=["general"],
+        origins=["https://other-library.example"],
+    )
+    return Cast(
+        library=library,
+        queue=library.queues.get(slug="general"),
+        other_library=other,
+        other_queue=other.queues.get(slug="general"),
+        patron=Patron(name="Pat Patron", email="pat@example.org"),
+        librarian=staff_upsert(
+            username="lena",
+            library=library,
+            role=Role.LIBRARIAN,
+            display_name="Lena",
+            password=PASSWORD,
+        ),
+        manager=staff_upsert(
+            username="mara",
+            library=library,
+            role=Role.MANAGER,
+            display_name="Mara",
+            password=PASSWORD,
+        ),
+        other_librarian=staff_upsert(
+            username="otto",
+            library=other,
+            role=Role.LIBRARIAN,
+            display_name="Otto",
+            password=PASSWORD,
+        ),
+    )
+
+
+@pytest.fixture
+def daphne_cluster(transactional_db: None) -> Iterator[DaphneCluster]:
+    """Real daphne processes serving this test's database; start them with ``.start(n)``."""
+    cluster = DaphneCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
