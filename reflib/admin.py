@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
 from django.db.models import ForeignKey, ManyToManyField, Model, QuerySet
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
@@ -73,6 +74,16 @@ class LibraryScopedAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return self._may_manage(request, None)
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        # A plain related filter lists every row of the related table (every library's name,
+        # every queue); offer only the values that the rows this user may see refer to.
+        return [
+            (name, admin.RelatedOnlyFieldListFilter)
+            if isinstance(name, str) and get_fields_from_path(self.model, name)[-1].is_relation
+            else name
+            for name in super().get_list_filter(request)
+        ]
 
     def formfield_for_foreignkey(
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any

@@ -216,6 +216,12 @@ class Queue(LibraryOwned):
             "rolls over to the partner queues."
         ),
     )
+    missed_after_s = models.PositiveIntegerField(
+        _("missed after (seconds)"),
+        default=600,
+        validators=[MinValueValidator(30), MaxValueValidator(86400)],
+        help_text=_("A chat nobody accepted within this long is closed as missed."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     objects = QueueQuerySet.as_manager()

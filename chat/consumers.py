@@ -1,0 +1,417 @@
+"""WebSocket consumers of the chat protocol: they translate frames, nothing more.
+
+Both consumers deliver each conversation's events in ``seq`` order exactly once per connection:
+they join the conversation's group *before* replaying from the database, remember the highest
+``seq`` sent (the cursor), drop notifications at or below it, and replay from the database
+whenever a notification skips ahead (a dropped or out-of-order doorbell).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import User
+
+from chat import events, protocol
+from chat import sessions as chat_sessions
+from chat.errors import ChatError
+from chat.origins import is_own
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10
+HEARTBEAT_S = 20
+MAX_BAD_FRAMES = 10
+MAX_RATE_LIMITED = 20
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_FLOODING = 4429
+CLOSE_BAD_FRAMES = 4400
+
+
+@dataclass
+class Cursor:
+    """What one connection has delivered of one conversation."""
+
+    conversation_id: int
+    public_id: str
+    seq: int
+    staff: bool
+    replaying: bool = False
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """What patron and desk sockets share: framing, errors, cursors, heartbeat."""
+
+    staff = False
+
+    async def connect(self) -> None:
+        self.cursors: dict[str, Cursor] = {}
+        self.bad_frames = 0
+        self.rate_limited = 0
+        self.tasks: list[asyncio.Task[None]] = []
+        self.groups_joined: set[str] = set()
+        self.origin = _header(self.scope, b"origin")
+        self.host = _header(self.scope, b"host") or ""
+        await self.accept()
+        await self.opened()
+
+    async def opened(self) -> None:
+        """Hook for subclasses: check the handshake, say hello."""
+
+    async def disconnect(self, code: int) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined.clear()
+        await self.closed()
+
+    async def closed(self) -> None:
+        """Hook for subclasses; keep it short (daphne allows 10 s after a close)."""
+
+    async def join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def send_error(self, error: ChatError, frame: dict[str, Any] | None = None) -> None:
+        reply: dict[str, Any] = {"type": "error", "code": error.code, "detail": error.detail}
+        if error.retry_after_s is not None:
+            reply["retry_after_s"] = error.retry_after_s
+        if frame is not None:
+            for key in ("client_msg_id", "conversation"):
+                if isinstance(frame.get(key), str):
+                    reply[key] = frame[key]
+        await self.send_json(reply)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        frame: dict[str, Any] | None = None
+        try:
+            frame = protocol.parse_frame(text_data)
+            await self.handle(frame)
+        except ChatError as error:
+            await self.refused(error, frame)
+            return
+        self.bad_frames = 0
+        self.rate_limited = 0
+
+    async def refused(self, error: ChatError, frame: dict[str, Any] | None) -> None:
+        await self.send_error(error, frame)
+        if error.code == "rate_limited":
+            self.rate_limited += 1
+            if self.rate_limited >= MAX_RATE_LIMITED:
+                await self.close(code=CLOSE_FLOODING)
+        elif error.code in ("invalid", "too_large"):
+            self.bad_frames += 1
+            if self.bad_frames >= MAX_BAD_FRAMES:
+                await self.close(code=CLOSE_BAD_FRAMES)
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        raise ChatError("invalid", f"Unknown frame type {frame['type']!r}.")
+
+    def every(self, seconds: float, action: Any) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await action()
+                except Exception:  # a failed heartbeat must not kill the socket
+                    log.exception("heartbeat failed")
+
+        self.tasks.append(asyncio.create_task(loop()))
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    async def follow(self, conversation_id: int, public_id: str, last_seq: int) -> None:
+        """Join the conversation's group, then replay everything after ``last_seq``."""
+        cursor = Cursor(conversation_id, public_id, last_seq, self.staff, replaying=True)
+        self.cursors[public_id] = cursor
+        await self.join(events.conversation_group(public_id))
+        await self.replay(cursor)
+
+    async def replay(self, cursor: Cursor) -> None:
+        cursor.replaying = True
+        try:
+            stored = await database_sync_to_async(chat_sessions.events_after)(
+                cursor.conversation_id, cursor.public_id, cursor.seq
+            )
+            for seq, frame, staff_only in stored:
+                if seq <= cursor.seq:
+                    continue
+                cursor.seq = seq
+                if cursor.staff or not staff_only:
+                    await self.send_json(frame)
+        finally:
+            cursor.replaying = False
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        frame = message["event"]
+        cursor = self.cursors.get(frame["conversation"])
+        if cursor is None or frame["seq"] <= cursor.seq:
+            return
+        if frame["seq"] > cursor.seq + 1:
+            # A notification was dropped or overtaken: the database has everything.
+            await self.replay(cursor)
+            return
+        cursor.seq = frame["seq"]
+        if cursor.staff or not message["staff_only"]:
+            await self.send_json(frame)
+
+    async def chat_live(self, message: dict[str, Any]) -> None:
+        if message.get("origin") == self.channel_name:
+            return
+        audience = message["audience"]
+        if audience == "all" or (audience == "staff") == self.staff:
+            await self.send_json(message["frame"])
+
+
+class PatronConsumer(ChatConsumer):
+    """``/ws/v1/patron/``: one conversation, authenticated by the token in the hello frame."""
+
+    staff = False
+
+    async def opened(self) -> None:
+        self.session: chat_sessions.PatronSession | None = None
+        allowed = await database_sync_to_async(chat_sessions.origin_allowed_anywhere)(
+            self.origin, self.host
+        )
+        if not allowed:
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+            return
+        self.tasks.append(asyncio.create_task(self._hello_deadline()))
+
+    async def _hello_deadline(self) -> None:
+        await asyncio.sleep(HELLO_TIMEOUT_S)
+        if self.session is None:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+
+    async def refused(self, error: ChatError, frame: dict[str, Any] | None) -> None:
+        if self.session is None:
+            # PROTOCOL.md: the first frame must be a valid hello.
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        await super().refused(error, frame)
+
+    async def closed(self) -> None:
+        if self.session is not None:
+            await database_sync_to_async(chat_sessions.patron_left)(self.session)
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if self.session is None:
+            if kind != "hello":
+                await self.close(code=CLOSE_UNAUTHORIZED)
+                return
+            await self.hello(frame)
+            return
+        session = self.session
+        if kind == "send":
+            client_msg_id = protocol.client_msg_id_field(frame)
+            body = protocol.body_field(frame)
+            ack = await database_sync_to_async(chat_sessions.patron_send)(
+                session, client_msg_id, body
+            )
+            await self.send_json(ack)
+        elif kind == "typing":
+            active = protocol.bool_field(frame, "active")
+            await events.publish_live_now(
+                session.public_id,
+                {"type": "typing", "from": "patron", "active": active},
+                origin=self.channel_name,
+                audience="staff",
+            )
+        elif kind == "read":
+            seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
+            await database_sync_to_async(chat_sessions.patron_read)(session, seq or 0)
+        elif kind == "end":
+            await database_sync_to_async(chat_sessions.patron_end)(session)
+        elif kind == "checkin_answer":
+            checkin_id = protocol.text_field(frame, "id", max_length=24)
+            answer = protocol.text_field(frame, "answer", max_length=10)
+            await database_sync_to_async(chat_sessions.patron_checkin_answer)(
+                session, checkin_id, answer
+            )
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "hello":
+            raise ChatError("conflict", "This connection has already said hello.")
+        else:
+            raise ChatError("invalid", f"Unknown frame type {kind!r}.")
+
+    async def hello(self, frame: dict[str, Any]) -> None:
+        token = frame.get("token")
+        last_seq = frame.get("last_seq", 0)
+        if (
+            not isinstance(token, str)
+            or isinstance(last_seq, bool)
+            or not isinstance(last_seq, int)
+            or last_seq < 0
+        ):
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        try:
+            session = await database_sync_to_async(chat_sessions.patron_hello)(
+                token, self.origin, self.host
+            )
+        except ChatError as error:
+            await self.close(
+                code=CLOSE_FORBIDDEN_ORIGIN if error.code == "forbidden" else CLOSE_UNAUTHORIZED
+            )
+            return
+        self.session = session
+        await self.send_json(
+            {
+                "type": "welcome",
+                "conversation": session.public_id,
+                "status": session.status,
+                "last_seq": session.last_seq,
+            }
+        )
+        await self.follow(session.conversation_id, session.public_id, last_seq)
+        position = await database_sync_to_async(chat_sessions.patron_position)(session)
+        if position is not None:
+            await self.send_json(position)
+        self.every(HEARTBEAT_S, self._heartbeat)
+
+    async def _heartbeat(self) -> None:
+        assert self.session is not None
+        await database_sync_to_async(chat_sessions.patron_alive)(self.session)
+
+
+class DeskConsumer(ChatConsumer):
+    """``/ws/v1/desk/``: a librarian's desk, authenticated by the Django session."""
+
+    staff = True
+
+    async def opened(self) -> None:
+        user = self.scope.get("user")
+        if not _header_origin_is_own(self.origin, self.host):
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+            return
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        desk = await database_sync_to_async(chat_sessions.desk_open)(user)
+        if desk is None:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.user: User = user
+        self.library_ids = desk.library_ids
+        for library_id in desk.library_ids:
+            await self.join(events.library_desk_group(library_id))
+        await self.join(events.user_group(user.pk))
+        await self.send_json(desk.welcome)
+        self.every(HEARTBEAT_S, self._heartbeat)
+
+    async def _heartbeat(self) -> None:
+        await database_sync_to_async(chat_sessions.desk_alive)(self.user)
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+            await database_sync_to_async(chat_sessions.desk_alive)(self.user)
+            return
+        if kind == "presence":
+            state = protocol.text_field(frame, "state", max_length=10)
+            await database_sync_to_async(chat_sessions.desk_presence)(self.user, state)
+            return
+        public_id = protocol.text_field(frame, "conversation", max_length=24)
+        if kind == "accept":
+            ref = await database_sync_to_async(chat_sessions.desk_accept)(self.user, public_id)
+            await self.send_json({"type": "accepted", "conversation": public_id})
+            await self.follow(ref.conversation_id, ref.public_id, 0)
+        elif kind == "subscribe":
+            last_seq = protocol.int_field(frame, "last_seq", minimum=0, maximum=2**31)
+            ref = await database_sync_to_async(chat_sessions.desk_view)(self.user, public_id)
+            await self.follow(ref.conversation_id, ref.public_id, last_seq or 0)
+        elif kind in ("send", "note"):
+            client_msg_id = protocol.client_msg_id_field(frame)
+            body = protocol.body_field(frame)
+            ack = await database_sync_to_async(chat_sessions.desk_send)(
+                self.user, public_id, client_msg_id, body, kind == "note"
+            )
+            await self.send_json(ack)
+        elif kind == "typing":
+            active = protocol.bool_field(frame, "active")
+            ref = self._followed(public_id)
+            await events.publish_live_now(
+                ref.public_id,
+                {"type": "typing", "from": "librarian", "active": active},
+                origin=self.channel_name,
+            )
+        elif kind == "read":
+            seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
+            self._followed(public_id)
+            await database_sync_to_async(chat_sessions.desk_read)(self.user, public_id, seq or 0)
+        elif kind == "transfer":
+            await database_sync_to_async(chat_sessions.desk_transfer)(
+                self.user,
+                public_id,
+                protocol.text_field(frame, "to_user", max_length=150, required=False),
+                protocol.text_field(frame, "to_queue", max_length=101, required=False),
+                protocol.text_field(frame, "note", max_length=protocol.MAX_BODY, required=False),
+            )
+        elif kind == "close":
+            read_level = protocol.int_field(
+                frame, "read_level", minimum=1, maximum=6, required=False
+            )
+            tags = frame.get("tags", [])
+            if not isinstance(tags, list):
+                raise ChatError("invalid", '"tags" must be a list of text.')
+            await database_sync_to_async(chat_sessions.desk_close)(
+                self.user, public_id, read_level, tags
+            )
+        elif kind == "checkin":
+            await database_sync_to_async(chat_sessions.desk_checkin)(self.user, public_id)
+        elif kind == "block":
+            hours = protocol.int_field(frame, "hours", minimum=1, maximum=24 * 90, required=False)
+            reason = protocol.text_field(frame, "reason", max_length=200, required=False)
+            await database_sync_to_async(chat_sessions.desk_block)(
+                self.user, public_id, hours or 24, reason
+            )
+        else:
+            raise ChatError("invalid", f"Unknown frame type {kind!r}.")
+
+    def _followed(self, public_id: str) -> Cursor:
+        cursor = self.cursors.get(public_id)
+        if cursor is None:
+            raise ChatError("not_found", "Subscribe to the conversation first.")
+        return cursor
+
+    async def chat_queue_changed(self, message: dict[str, Any]) -> None:
+        items = await database_sync_to_async(chat_sessions.desk_queue)(self.library_ids)
+        await self.send_json(items)
+
+    async def chat_user_conversation(self, message: dict[str, Any]) -> None:
+        """A colleague transferred a conversation to this librarian: follow it."""
+        ref = await database_sync_to_async(chat_sessions.desk_view)(
+            self.user, message["conversation"]
+        )
+        await self.send_json(
+            {"type": "assigned", "conversation": ref.public_id, "reason": message["reason"]}
+        )
+        await self.follow(ref.conversation_id, ref.public_id, 0)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _header_origin_is_own(origin: str | None, host: str) -> bool:
+    return origin is None or is_own(origin, host)

@@ -1,0 +1,171 @@
+"""The one door to the real-time world: everything the chat publishes goes through here.
+
+Services call these functions inside their transaction; the message is sent to the channel
+layer only after the transaction commits (``transaction.on_commit``), so a consumer that hears
+a doorbell always finds the stored event in the database. The channel layer is at-most-once:
+a dropped notification is repaired by the consumer's replay from the database (by ``seq``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from chat.models import Conversation, Event, EventKind
+
+
+def conversation_group(public_id: str) -> str:
+    return f"chat.conv.{public_id}"
+
+
+def library_desk_group(library_id: int) -> str:
+    return f"chat.desk.{library_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"chat.user.{user_id}"
+
+
+class EventNotice(TypedDict):
+    """Channel-layer message for a stored event; ``staff_only`` events never reach patrons."""
+
+    type: Literal["chat.event"]
+    event: dict[str, Any]
+    staff_only: bool
+
+
+class LiveNotice(TypedDict):
+    """Channel-layer message for a live-only frame (typing, read, queue position)."""
+
+    type: Literal["chat.live"]
+    frame: dict[str, Any]
+    audience: Literal["all", "patron", "staff"]
+    origin: NotRequired[str]
+
+
+class QueueNotice(TypedDict):
+    type: Literal["chat.queue_changed"]
+
+
+class UserNotice(TypedDict):
+    type: Literal["chat.user_conversation"]
+    conversation: str
+    reason: str
+
+
+def event_frame(event: Event, conversation_public_id: str) -> dict[str, Any]:
+    """Serialise a stored event for the wire. ``from`` is a keyword, hence the plain dict."""
+    frame: dict[str, Any] = {
+        "type": event.kind,
+        "conversation": conversation_public_id,
+        "seq": event.seq,
+        "ts": event.created_at.isoformat(),
+    }
+    data = event.data
+    if event.kind in (EventKind.MESSAGE, EventKind.NOTE):
+        frame.update(id=event.public_id, name=event.author_name, body=event.body)
+        if event.kind == EventKind.MESSAGE:
+            frame["client_msg_id"] = event.client_msg_id
+            frame["from"] = event.sender
+            if "action" in data:
+                frame["action"] = data["action"]
+        else:
+            frame["client_msg_id"] = event.client_msg_id
+    elif event.kind == EventKind.FILE:
+        frame.update(
+            {
+                "id": event.public_id,
+                "from": event.sender,
+                "name": event.author_name,
+                "filename": data.get("filename", ""),
+                "size": data.get("size", 0),
+                "content_type": data.get("content_type", ""),
+                "url": data.get("url", ""),
+            }
+        )
+    elif event.kind == EventKind.STATUS:
+        frame.update(status=data["status"], librarian=data.get("librarian"))
+        if data.get("reason"):
+            frame["reason"] = data["reason"]
+    elif event.kind == EventKind.CHECKIN:
+        frame.update(
+            {
+                "id": event.public_id,
+                "from": event.sender,
+                "name": event.author_name,
+                "body": event.body,
+            }
+        )
+    elif event.kind == EventKind.CHECKIN_ANSWER:
+        frame.update(id=data["checkin"], answer=data["answer"])
+    return frame
+
+
+def _send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group, message)
+
+
+def publish_event(conversation: Conversation, event: Event) -> None:
+    notice: EventNotice = {
+        "type": "chat.event",
+        "event": event_frame(event, conversation.public_id),
+        "staff_only": event.staff_only,
+    }
+    group = conversation_group(conversation.public_id)
+    transaction.on_commit(lambda: _send(group, dict(notice)))
+
+
+def publish_queue_changed(*library_ids: int) -> None:
+    notice: QueueNotice = {"type": "chat.queue_changed"}
+    for library_id in set(library_ids):
+        group = library_desk_group(library_id)
+        transaction.on_commit(lambda group=group: _send(group, dict(notice)))  # type: ignore[misc]
+
+
+def publish_live(
+    conversation_public_id: str,
+    frame: dict[str, Any],
+    *,
+    audience: Literal["all", "patron", "staff"] = "all",
+) -> None:
+    notice: LiveNotice = {"type": "chat.live", "frame": frame, "audience": audience}
+    group = conversation_group(conversation_public_id)
+    transaction.on_commit(lambda: _send(group, dict(notice)))
+
+
+async def publish_live_now(
+    conversation_public_id: str,
+    frame: dict[str, Any],
+    *,
+    origin: str,
+    audience: Literal["all", "patron", "staff"] = "all",
+) -> None:
+    """Relay a live-only frame (typing) from a consumer; nothing is stored, so no commit waits.
+
+    ``origin`` is the sending channel, so the sender does not hear its own typing.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    notice: LiveNotice = {
+        "type": "chat.live",
+        "frame": frame,
+        "audience": audience,
+        "origin": origin,
+    }
+    await layer.group_send(conversation_group(conversation_public_id), dict(notice))
+
+
+def publish_to_user(user_id: int, conversation_public_id: str, reason: str) -> None:
+    notice: UserNotice = {
+        "type": "chat.user_conversation",
+        "conversation": conversation_public_id,
+        "reason": reason,
+    }
+    group = user_group(user_id)
+    transaction.on_commit(lambda: _send(group, dict(notice)))

@@ -1,0 +1,134 @@
+"""Reads of the chat: who is available, whether a queue is online, the waiting list.
+
+``queue_availability`` is the one place that decides whether a queue is *online*: a librarian
+of the queue's library is signed in, set available, and has had a desk socket open within
+the last ``PRESENCE_TIMEOUT``. (SPEC §1.3: the widget never shows online when nobody is there.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import median
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from chat.models import Conversation, Presence, PresenceState, Status
+from reflib.models import Library, Queue
+
+PRESENCE_TIMEOUT = timedelta(seconds=60)
+# Until a queue has history, estimates use these (seconds).
+DEFAULT_HANDLING_S = 420
+DEFAULT_PICKUP_S = 30
+RECENT_CHATS = 50
+
+
+def available_librarians(library_ids: list[int], *, now: datetime | None = None) -> QuerySet[User]:
+    now = now or timezone.now()
+    return User.objects.filter(
+        is_active=True,
+        memberships__library_id__in=library_ids,
+        chat_presence__state=PresenceState.AVAILABLE,
+        chat_presence__seen_at__gte=now - PRESENCE_TIMEOUT,
+    ).distinct()
+
+
+def open_chat_counts(user_ids: list[int]) -> dict[int, int]:
+    rows = (
+        Conversation.objects.filter(librarian_id__in=user_ids, status=Status.ACTIVE)
+        .values("librarian_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["librarian_id"]: row["n"] for row in rows}
+
+
+@dataclass(frozen=True)
+class Availability:
+    online: bool
+    librarians_available: int
+    free_slots: int
+    capacity: int
+
+
+def queue_availability(queue: Queue, *, now: datetime | None = None) -> Availability:
+    library: Library = queue.library
+    librarians = list(available_librarians([library.pk], now=now).values_list("pk", flat=True))
+    counts = open_chat_counts(librarians)
+    limit = library.max_chats_per_librarian
+    free = sum(max(0, limit - counts.get(pk, 0)) for pk in librarians)
+    return Availability(
+        online=bool(librarians),
+        librarians_available=len(librarians),
+        free_slots=free,
+        capacity=limit * len(librarians),
+    )
+
+
+def _recent_seconds(queue: Queue, start: str, end: str) -> list[float]:
+    rows = (
+        Conversation.objects.filter(queue__library_id=queue.library_id)
+        .exclude(**{f"{end}__isnull": True})
+        .order_by(f"-{end}")
+        .values_list(start, end)[:RECENT_CHATS]
+    )
+    return [(finish - begin).total_seconds() for begin, finish in rows]
+
+
+def estimated_wait_s(queue: Queue, position: int, availability: Availability) -> int | None:
+    """Estimated wait of the patron at ``position`` (1 = next), or None when offline.
+
+    If a free chat slot is waiting for this patron, the wait is the library's recent median
+    time to pick up a chat. Otherwise it follows the known formula
+    ``(floor((N - F - 1) / X) + 1) * median handling time``, with N the position, F the free slots
+    and X the capacity (librarians * concurrent chats each): the patron waits for that many
+    rounds of chats to end.
+    """
+    if not availability.online or availability.capacity == 0:
+        return None
+    pickups = _recent_seconds(queue, "created_at", "accepted_at")
+    pickup = median(pickups) if pickups else DEFAULT_PICKUP_S
+    if position <= availability.free_slots:
+        return round(pickup)
+    handling = _recent_seconds(queue, "accepted_at", "closed_at")
+    per_round = median(handling) if handling else DEFAULT_HANDLING_S
+    rounds = (position - availability.free_slots - 1) // availability.capacity + 1
+    return round(pickup + rounds * per_round)
+
+
+def waiting_conversations(library_ids: list[int]) -> QuerySet[Conversation]:
+    return (
+        Conversation.objects.filter(status=Status.QUEUED, queue__library_id__in=library_ids)
+        .select_related("queue__library")
+        .order_by("queued_since", "pk")
+    )
+
+
+def queue_position(conversation: Conversation) -> int:
+    return (
+        Conversation.objects.filter(status=Status.QUEUED, queue_id=conversation.queue_id)
+        .filter(
+            Q(queued_since__lt=conversation.queued_since)
+            | Q(queued_since=conversation.queued_since, pk__lt=conversation.pk)
+        )
+        .count()
+        + 1
+    )
+
+
+def presence_of(user: User) -> str:
+    presence = Presence.objects.filter(user=user).first()
+    return presence.state if presence else PresenceState.OFFLINE
+
+
+def earlier_conversations(conversation: Conversation) -> QuerySet[Conversation]:
+    """The same patron's earlier chats with this library, matched by e-mail address."""
+    if not conversation.patron_email:
+        return Conversation.objects.none()
+    return Conversation.objects.filter(
+        library_id=conversation.library_id,
+        patron_email__iexact=conversation.patron_email,
+        created_at__lt=conversation.created_at,
+        erased_at__isnull=True,
+    ).order_by("-created_at")

@@ -1,0 +1,281 @@
+"""The synchronous half of the consumers: look up, check, call a service, shape the reply.
+
+Consumers run these through ``database_sync_to_async``, one call per frame, so that each frame
+costs one hop to the thread pool. No business rule lives here: rules are in chat.services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from chat import origins, ratelimit, selectors, services
+from chat.errors import ChatError
+from chat.events import event_frame
+from chat.models import (
+    Conversation,
+    Event,
+    PresenceState,
+    Sender,
+    Status,
+)
+from reflib.models import Queue, display_name
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    conversation_id: int
+    public_id: str
+
+
+@dataclass(frozen=True)
+class PatronSession:
+    conversation_id: int
+    public_id: str
+    library_id: int
+    token_hash: str
+    status: str
+    last_seq: int
+
+
+def origin_allowed_anywhere(origin: str | None, host: str) -> bool:
+    return origins.is_allowed_anywhere(origin, host=host)
+
+
+def events_after(
+    conversation_id: int, public_id: str, seq: int
+) -> list[tuple[int, dict[str, Any], bool]]:
+    stored = Event.objects.filter(conversation_id=conversation_id, seq__gt=seq).order_by("seq")
+    return [(event.seq, event_frame(event, public_id), event.staff_only) for event in stored]
+
+
+def _ack(event: Event) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "client_msg_id": event.client_msg_id,
+        "seq": event.seq,
+        "id": event.public_id,
+    }
+
+
+def _check_rate(key: str) -> None:
+    retry_after = ratelimit.hit(key, settings.REFLIB_RATE_MESSAGES)
+    if retry_after is not None:
+        raise ChatError(
+            "rate_limited", "You are sending messages too fast.", retry_after_s=retry_after
+        )
+
+
+# --- patron ----------
+
+
+def patron_hello(token: str, origin: str | None, host: str) -> PatronSession:
+    conversation = Conversation.objects.by_token(token)
+    if conversation is None:
+        raise ChatError("unauthorized", "Unknown token.")
+    if not origins.is_allowed(origin, host=host, library_id=conversation.library_id):
+        raise ChatError("forbidden", "This site may not use this library's chat.")
+    services.patron_connection(conversation_id=conversation.pk, connected=True)
+    return PatronSession(
+        conversation_id=conversation.pk,
+        public_id=conversation.public_id,
+        library_id=conversation.library_id,
+        token_hash=conversation.token_hash,
+        status=conversation.status,
+        last_seq=conversation.last_seq,
+    )
+
+
+def patron_position(session: PatronSession) -> dict[str, Any] | None:
+    conversation = Conversation.objects.select_related("queue__library").get(
+        pk=session.conversation_id
+    )
+    if conversation.status != Status.QUEUED:
+        return None
+    position = selectors.queue_position(conversation)
+    availability = selectors.queue_availability(conversation.queue)
+    return {
+        "type": "queue",
+        "position": position,
+        "estimated_wait_s": selectors.estimated_wait_s(conversation.queue, position, availability),
+    }
+
+
+def patron_send(session: PatronSession, client_msg_id: str, body: str) -> dict[str, Any]:
+    _check_rate(f"msg:{session.token_hash}")
+    event, _created = services.message_send(
+        conversation_id=session.conversation_id,
+        sender=Sender.PATRON,
+        author=None,
+        client_msg_id=client_msg_id,
+        body=body,
+    )
+    return _ack(event)
+
+
+def patron_read(session: PatronSession, seq: int) -> None:
+    services.read_mark(
+        conversation_id=session.conversation_id, sender=Sender.PATRON, user=None, seq=seq
+    )
+
+
+def patron_end(session: PatronSession) -> None:
+    services.conversation_end_by_patron(conversation_id=session.conversation_id)
+
+
+def patron_checkin_answer(session: PatronSession, checkin_id: str, answer: str) -> None:
+    services.checkin_answer(
+        conversation_id=session.conversation_id, checkin_id=checkin_id, answer=answer
+    )
+
+
+def patron_alive(session: PatronSession) -> None:
+    services.patron_connection(conversation_id=session.conversation_id, connected=True)
+
+
+def patron_left(session: PatronSession) -> None:
+    services.patron_connection(conversation_id=session.conversation_id, connected=False)
+
+
+# --- desk ----------
+
+
+@dataclass(frozen=True)
+class Desk:
+    library_ids: list[int]
+    welcome: dict[str, Any]
+
+
+def desk_open(user: User) -> Desk | None:
+    library_ids = services.librarian_libraries(user)
+    if not library_ids:
+        return None
+    services.presence_touch(user=user)
+    open_conversations = Conversation.objects.filter(
+        librarian=user, status__in=[Status.QUEUED, Status.ACTIVE]
+    ).order_by("created_at")
+    welcome = {
+        "type": "welcome",
+        "user": display_name(user),
+        "presence": selectors.presence_of(user),
+        "conversations": [
+            {"id": c.public_id, "status": c.status, "last_seq": c.last_seq}
+            for c in open_conversations
+        ],
+        "queue": desk_queue(library_ids)["items"],
+    }
+    return Desk(library_ids=library_ids, welcome=welcome)
+
+
+def desk_alive(user: User) -> None:
+    services.presence_touch(user=user)
+
+
+def desk_presence(user: User, state: str) -> None:
+    if state not in PresenceState.values:
+        raise ChatError("invalid", "Presence is available, away or offline.")
+    services.presence_set(user=user, state=PresenceState(state))
+
+
+def desk_queue(library_ids: list[int]) -> dict[str, Any]:
+    now = timezone.now()
+    items = [
+        {
+            "conversation": c.public_id,
+            "library": c.queue.library.slug,
+            "queue": c.queue.address,
+            "question": c.question,
+            "name": c.patron_name,
+            "waiting_s": int((now - c.created_at).total_seconds()),
+            "page_url": c.page_url,
+        }
+        for c in selectors.waiting_conversations(library_ids)
+    ]
+    return {"type": "queue", "items": items}
+
+
+def _visible(user: User, public_id: str) -> Conversation:
+    conversation = (
+        Conversation.objects.select_related("queue__library").filter(public_id=public_id).first()
+    )
+    if conversation is None:
+        raise ChatError("not_found", "No such conversation.")
+    services.check_can_see(conversation, user)
+    return conversation
+
+
+def desk_accept(user: User, public_id: str) -> ConversationRef:
+    conversation = _visible(user, public_id)
+    services.conversation_accept(conversation_id=conversation.pk, user=user)
+    return ConversationRef(conversation.pk, conversation.public_id)
+
+
+def desk_view(user: User, public_id: str) -> ConversationRef:
+    conversation = _visible(user, public_id)
+    return ConversationRef(conversation.pk, conversation.public_id)
+
+
+def desk_send(
+    user: User, public_id: str, client_msg_id: str, body: str, note: bool
+) -> dict[str, Any]:
+    conversation = _visible(user, public_id)
+    _check_rate(f"msg:user:{user.pk}")
+    event, _created = services.message_send(
+        conversation_id=conversation.pk,
+        sender=Sender.LIBRARIAN,
+        author=user,
+        client_msg_id=client_msg_id,
+        body=body,
+        note=note,
+    )
+    return _ack(event)
+
+
+def desk_read(user: User, public_id: str, seq: int) -> None:
+    conversation = _visible(user, public_id)
+    services.read_mark(conversation_id=conversation.pk, sender=Sender.LIBRARIAN, user=user, seq=seq)
+
+
+def desk_transfer(user: User, public_id: str, to_user: str, to_queue: str, note: str) -> None:
+    conversation = _visible(user, public_id)
+    target_user = None
+    target_queue = None
+    if to_user:
+        target_user = User.objects.filter(username=to_user, is_active=True).first()
+        if target_user is None:
+            raise ChatError("not_found", "No such colleague.")
+    if to_queue:
+        target_queue = Queue.objects.by_address(to_queue)
+        if target_queue is None:
+            raise ChatError("not_found", "No such queue.")
+    services.conversation_transfer(
+        conversation_id=conversation.pk,
+        user=user,
+        to_user=target_user,
+        to_queue=target_queue,
+        note=note,
+    )
+
+
+def desk_close(user: User, public_id: str, read_level: int | None, tags: list[Any]) -> None:
+    conversation = _visible(user, public_id)
+    services.conversation_close(
+        conversation_id=conversation.pk,
+        user=user,
+        read_level=read_level,
+        tags=services.clean_tags(tags),
+    )
+
+
+def desk_checkin(user: User, public_id: str) -> None:
+    conversation = _visible(user, public_id)
+    services.checkin_send(conversation_id=conversation.pk, user=user)
+
+
+def desk_block(user: User, public_id: str, hours: int, reason: str) -> None:
+    conversation = _visible(user, public_id)
+    services.patron_block(conversation_id=conversation.pk, user=user, hours=hours, reason=reason)

@@ -1,0 +1,9 @@
+"""Signals the chat sends to the apps above it (analytics).
+
+``conversation_ended(conversation_id)`` is sent after commit when a conversation reaches a
+final state (closed, abandoned, missed, ticket); receivers must be idempotent.
+"""
+
+from django.dispatch import Signal
+
+conversation_ended = Signal()
