@@ -6,3 +6,9 @@ class ChatConfig(AppConfig):
     name = "chat"
     verbose_name = _("Live chat")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from chat.demo import seed_chat_history
+        from reflib.demo import register_history
+
+        register_history(seed_chat_history)

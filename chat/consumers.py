@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -44,8 +44,6 @@ class Cursor:
     public_id: str
     seq: int
     staff: bool
-    replaying: bool = False
-    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -136,25 +134,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def follow(self, conversation_id: int, public_id: str, last_seq: int) -> None:
         """Join the conversation's group, then replay everything after ``last_seq``."""
-        cursor = Cursor(conversation_id, public_id, last_seq, self.staff, replaying=True)
+        cursor = Cursor(conversation_id, public_id, last_seq, self.staff)
         self.cursors[public_id] = cursor
         await self.join(events.conversation_group(public_id))
         await self.replay(cursor)
 
     async def replay(self, cursor: Cursor) -> None:
-        cursor.replaying = True
-        try:
-            stored = await database_sync_to_async(chat_sessions.events_after)(
-                cursor.conversation_id, cursor.public_id, cursor.seq
-            )
-            for seq, frame, staff_only in stored:
-                if seq <= cursor.seq:
-                    continue
-                cursor.seq = seq
-                if cursor.staff or not staff_only:
-                    await self.send_json(frame)
-        finally:
-            cursor.replaying = False
+        # Frames are handled one at a time per connection, so no live event interleaves here;
+        # the ones queued meanwhile are dropped by the cursor check in chat_event.
+        stored = await database_sync_to_async(chat_sessions.events_after)(
+            cursor.conversation_id, cursor.public_id, cursor.seq
+        )
+        for seq, frame, staff_only in stored:
+            if seq <= cursor.seq:
+                continue
+            cursor.seq = seq
+            if cursor.staff or not staff_only:
+                await self.send_json(frame)
 
     async def chat_event(self, message: dict[str, Any]) -> None:
         frame = message["event"]

@@ -156,6 +156,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The chat's timers (presence expiry, ticket offers, rollover, missed, abandoned) survive
+# restarts because they are a periodic sweep of the database, not in-memory sleeps.
+CELERY_BEAT_SCHEDULE = {
+    "chat-sweep": {
+        "task": "chat.tasks.sweep",
+        "schedule": float(env_int("REFLIB_SWEEP_SECONDS", 5, minimum=1)),
+        "options": {"expires": 30},
+    },
+}
 
 # --- E-mail ----------------------------------------------------------------------------------
 
