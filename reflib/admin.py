@@ -194,6 +194,16 @@ class QueueAdmin(LibraryScopedAdmin):
     search_fields = ["name", "slug", "library__slug"]
     filter_horizontal = ["partners"]
 
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField | None:
+        if db_field.name == "partners":
+            # Rollover partners are often another library's queues (SPEC §1.7); a queue's
+            # address is public (it is in every embedding page), so listing them leaks nothing.
+            kwargs["queryset"] = Queue.objects.filter(is_active=True).select_related("library")
+            return admin.ModelAdmin.formfield_for_manytomany(self, db_field, request, **kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
 
 @admin.register(ServicePoint)
 class ServicePointAdmin(LibraryScopedAdmin):

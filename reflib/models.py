@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -240,6 +241,12 @@ class Queue(LibraryOwned):
     @property
     def address(self) -> str:
         return f"{self.library.slug}/{self.slug}"
+
+    def clean(self) -> None:
+        if self.service_point is not None and self.service_point.library_id != self.library_id:
+            raise ValidationError(
+                {"service_point": _("Choose a service point of the queue's own library.")}
+            )
 
 
 class StaffProfile(models.Model):

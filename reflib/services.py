@@ -5,13 +5,13 @@ The management commands, the admin and the demo seed all go through these functi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.text import slugify
 
 from reflib.models import (
     AllowedOrigin,
@@ -24,6 +24,9 @@ from reflib.models import (
 )
 from reflib.validators import normalize_origin, validate_timezone
 
+# Slugs appear in widget snippets (LIB/QUEUE): keep them to lower-case letters, digits and -.
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
 
 @transaction.atomic
 def library_upsert(
@@ -35,13 +38,13 @@ def library_upsert(
     origins: Iterable[str] = (),
 ) -> Library:
     """Create or update a library, adding (never removing) queues and allowed origins."""
-    if slugify(slug) != slug:
+    if not SLUG.fullmatch(slug):
         raise ValidationError(f"{slug!r} is not a valid slug (lower-case letters, digits, -)")
     if timezone is not None:
         validate_timezone(timezone)
     normalized_origins = [normalize_origin(origin) for origin in origins]
     for queue_slug in queue_slugs:
-        if slugify(queue_slug) != queue_slug:
+        if not SLUG.fullmatch(queue_slug):
             raise ValidationError(f"{queue_slug!r} is not a valid queue slug")
 
     library = Library.objects.filter(slug=slug).first() or Library(slug=slug, name=name or slug)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -38,7 +39,9 @@ class Command(BaseCommand):
                 raise CommandError("--password-stdin was given but standard input was empty.")
         try:
             if password is not None:
-                validate_password(password)
+                # Compare with the user's own attributes (similar to the username, ...).
+                candidate = User(username=options["username"], email=options["email"] or "")
+                validate_password(password, user=candidate)
             user = staff_upsert(
                 username=options["username"],
                 library=library,
