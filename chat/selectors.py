@@ -66,35 +66,50 @@ def queue_availability(queue: Queue, *, now: datetime | None = None) -> Availabi
     )
 
 
-def _recent_seconds(queue: Queue, start: str, end: str) -> list[float]:
+def _recent_median(queue: Queue, start: str, end: str, default: float) -> float:
     rows = (
         Conversation.objects.filter(queue__library_id=queue.library_id)
         .exclude(**{f"{end}__isnull": True})
         .order_by(f"-{end}")
         .values_list(start, end)[:RECENT_CHATS]
     )
-    return [(finish - begin).total_seconds() for begin, finish in rows]
+    seconds = [(finish - begin).total_seconds() for begin, finish in rows]
+    return median(seconds) if seconds else default
 
 
-def estimated_wait_s(queue: Queue, position: int, availability: Availability) -> int | None:
+@dataclass(frozen=True)
+class WaitModel:
+    """Recent medians of a queue's library: time to pick up a chat, time to handle one."""
+
+    pickup_s: float
+    handling_s: float
+
+
+def wait_model(queue: Queue) -> WaitModel:
+    return WaitModel(
+        pickup_s=_recent_median(queue, "created_at", "accepted_at", DEFAULT_PICKUP_S),
+        handling_s=_recent_median(queue, "accepted_at", "closed_at", DEFAULT_HANDLING_S),
+    )
+
+
+def estimated_wait_s(
+    queue: Queue, position: int, availability: Availability, model: WaitModel | None = None
+) -> int | None:
     """Estimated wait of the patron at ``position`` (1 = next), or None when offline.
 
     If a free chat slot is waiting for this patron, the wait is the library's recent median
     time to pick up a chat. Otherwise it follows the known formula
-    ``(floor((N - F - 1) / X) + 1) * median handling time``, with N the position, F the free slots
-    and X the capacity (librarians * concurrent chats each): the patron waits for that many
-    rounds of chats to end.
+    ``pickup + (floor((N - F - 1) / X) + 1) * median handling time``, with N the position,
+    F the free slots and X the capacity (librarians * concurrent chats each): the patron waits
+    for that many rounds of chats to end.
     """
     if not availability.online or availability.capacity == 0:
         return None
-    pickups = _recent_seconds(queue, "created_at", "accepted_at")
-    pickup = median(pickups) if pickups else DEFAULT_PICKUP_S
+    model = model or wait_model(queue)
     if position <= availability.free_slots:
-        return round(pickup)
-    handling = _recent_seconds(queue, "accepted_at", "closed_at")
-    per_round = median(handling) if handling else DEFAULT_HANDLING_S
+        return round(model.pickup_s)
     rounds = (position - availability.free_slots - 1) // availability.capacity + 1
-    return round(pickup + rounds * per_round)
+    return round(model.pickup_s + rounds * model.handling_s)
 
 
 def waiting_conversations(library_ids: list[int]) -> QuerySet[Conversation]:

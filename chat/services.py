@@ -44,6 +44,7 @@ from chat.selectors import (
     estimated_wait_s,
     open_chat_counts,
     queue_availability,
+    wait_model,
     waiting_conversations,
 )
 from chat.signals import conversation_ended
@@ -632,12 +633,13 @@ def positions_publish(*, queue_ids: list[int]) -> None:
     """Tell every waiting patron of these queues their position and estimated wait."""
     for queue in Queue.objects.filter(pk__in=queue_ids).select_related("library"):
         availability = queue_availability(queue)
+        model = wait_model(queue)
         waiting = waiting_conversations([queue.library_id]).filter(queue=queue)
         for position, conversation in enumerate(waiting, start=1):
             frame = {
                 "type": "queue",
                 "position": position,
-                "estimated_wait_s": estimated_wait_s(queue, position, availability),
+                "estimated_wait_s": estimated_wait_s(queue, position, availability, model),
             }
             events.publish_live(conversation.public_id, frame, audience="patron")
 
