@@ -133,9 +133,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- delivery ---------------------------------------------------------------------------
 
     async def follow(self, conversation_id: int, public_id: str, last_seq: int) -> None:
-        """Join the conversation's group, then replay everything after ``last_seq``."""
-        cursor = Cursor(conversation_id, public_id, last_seq, self.staff)
-        self.cursors[public_id] = cursor
+        """Join the conversation's group, then replay everything after ``last_seq``.
+
+        Following a conversation again (a second subscribe, an accept after a subscribe) keeps
+        the cursor, so nothing already sent on this connection is sent twice.
+        """
+        cursor = self.cursors.get(public_id)
+        if cursor is None:
+            cursor = Cursor(conversation_id, public_id, last_seq, self.staff)
+            self.cursors[public_id] = cursor
         await self.join(events.conversation_group(public_id))
         await self.replay(cursor)
 
@@ -224,7 +230,12 @@ class PatronConsumer(ChatConsumer):
             active = protocol.bool_field(frame, "active")
             await events.publish_live_now(
                 session.public_id,
-                {"type": "typing", "from": "patron", "active": active},
+                {
+                    "type": "typing",
+                    "conversation": session.public_id,
+                    "from": "patron",
+                    "active": active,
+                },
                 origin=self.channel_name,
                 audience="staff",
             )
@@ -345,7 +356,12 @@ class DeskConsumer(ChatConsumer):
             ref = self._followed(public_id)
             await events.publish_live_now(
                 ref.public_id,
-                {"type": "typing", "from": "librarian", "active": active},
+                {
+                    "type": "typing",
+                    "conversation": ref.public_id,
+                    "from": "librarian",
+                    "active": active,
+                },
                 origin=self.channel_name,
             )
         elif kind == "read":

@@ -8,6 +8,7 @@ a dropped notification is repaired by the consumer's replay from the database (b
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -15,6 +16,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat.models import Conversation, Event, EventKind
+
+log = logging.getLogger(__name__)
 
 
 def conversation_group(public_id: str) -> str:
@@ -105,9 +108,16 @@ def event_frame(event: Event, conversation_public_id: str) -> dict[str, Any]:
 
 
 def _send(group: str, message: dict[str, Any]) -> None:
+    """Ring a group's doorbell after a commit. The write has happened: a layer failure is
+    logged, not raised, and clients recover the event by replay when they next hear or resume.
+    """
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return
+    try:
         async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        log.exception("channel layer refused a notification for %s", group)
 
 
 def publish_event(conversation: Conversation, event: Event) -> None:

@@ -70,6 +70,7 @@ def _recent_median(queue: Queue, start: str, end: str, default: float) -> float:
     rows = (
         Conversation.objects.filter(queue__library_id=queue.library_id)
         .exclude(**{f"{end}__isnull": True})
+        .exclude(**{f"{start}__isnull": True})
         .order_by(f"-{end}")
         .values_list(start, end)[:RECENT_CHATS]
     )

@@ -55,6 +55,7 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 CHECKIN_ANSWERS = ("yes", "partly", "no")
 PATRON_GONE_AFTER = timedelta(seconds=60)
+PATRON_SILENT_AFTER = timedelta(seconds=120)
 
 
 # --- appending events ----------
@@ -189,6 +190,10 @@ def message_send(
                 conversation=conversation, client_msg_id=client_msg_id
             ).first()
             if existing is not None:
+                _check_same_sender(existing, sender, author, note)
+                # A resend may follow a lost notification: ring the doorbell again (clients
+                # drop what they already have, by seq).
+                events.publish_event(conversation, existing)
                 return existing, False
             if not note:
                 _check_can_message(conversation, sender, author)
@@ -210,7 +215,18 @@ def message_send(
         ).first()
         if existing is None:
             raise
+        _check_same_sender(existing, sender, author, note)
         return existing, False
+
+
+def _check_same_sender(existing: Event, sender: Sender, author: User | None, note: bool) -> None:
+    same = (
+        existing.sender == sender
+        and existing.author_id == (author.pk if author else None)
+        and existing.staff_only == note
+    )
+    if not same:
+        raise ChatError("conflict", _("This client_msg_id was already used for another message."))
 
 
 def _check_can_message(conversation: Conversation, sender: Sender, author: User | None) -> None:
@@ -286,20 +302,17 @@ def conversation_rate(*, conversation_id: int, score: int, comment: str = "") ->
 def read_mark(*, conversation_id: int, sender: Sender, user: User | None, seq: int) -> None:
     conversation = Conversation.objects.get(pk=conversation_id)
     seq = min(seq, conversation.last_seq)
+    frame = {"type": "read", "conversation": conversation.public_id, "seq": seq}
     if sender == Sender.PATRON:
         Conversation.objects.filter(pk=conversation_id, patron_last_read_seq__lt=seq).update(
             patron_last_read_seq=seq
         )
-        events.publish_live(
-            conversation.public_id, {"type": "read", "from": "patron", "seq": seq}, audience="staff"
-        )
+        events.publish_live(conversation.public_id, frame | {"from": "patron"}, audience="staff")
     else:
         Participant.objects.filter(
             conversation_id=conversation_id, user=user, last_read_seq__lt=seq
         ).update(last_read_seq=seq)
-        events.publish_live(
-            conversation.public_id, {"type": "read", "from": "librarian", "seq": seq}
-        )
+        events.publish_live(conversation.public_id, frame | {"from": "librarian"})
 
 
 def patron_connection(*, conversation_id: int, connected: bool) -> None:
@@ -344,10 +357,14 @@ def conversation_erase(*, conversation_id: int) -> None:
     for attachment in conversation.attachments.all():
         attachment.file.delete(save=False)
     conversation.attachments.all().delete()
-    Event.objects.filter(conversation=conversation).update(body="", data={}, author_name="")
-    Event.objects.filter(conversation=conversation, kind=EventKind.STATUS).update(
-        data={"status": "erased"}
-    )
+    # Words and files go; the shape of the chat (status changes, check-in answers) stays for
+    # the statistics. A status event's free-text reason (a transfer note) is words too.
+    Event.objects.filter(conversation=conversation).exclude(
+        kind__in=[EventKind.STATUS, EventKind.CHECKIN_ANSWER]
+    ).update(body="", data={}, author_name="")
+    for event in Event.objects.filter(conversation=conversation, kind=EventKind.STATUS):
+        event.data = {"status": event.data.get("status"), "librarian": event.data.get("librarian")}
+        event.save(update_fields=["data"])
     conversation.question = ""
     conversation.patron_name = ""
     conversation.patron_email = ""
@@ -521,6 +538,10 @@ def _finish(conversation: Conversation, status: Status, *, reason: str = "") -> 
     _status_event(conversation, reason=reason)
     if was_queued:
         _queue_changed(conversation)
+    else:
+        # A librarian's chat slot is free again: the waits of the library's patrons shrink.
+        library_id = conversation.queue.library_id
+        transaction.on_commit(lambda: _library_positions_publish(library_id))
     pk = conversation.pk
     transaction.on_commit(lambda: conversation_ended.send(sender=Conversation, conversation_id=pk))
 
@@ -644,6 +665,17 @@ def positions_publish(*, queue_ids: list[int]) -> None:
             events.publish_live(conversation.public_id, frame, audience="patron")
 
 
+def _library_positions_publish(library_id: int) -> None:
+    queue_ids = (
+        Conversation.objects.filter(status=Status.QUEUED, queue__library_id=library_id)
+        .order_by()
+        .values_list("queue_id", flat=True)
+        .distinct()
+    )
+    if queue_ids:
+        positions_publish(queue_ids=list(queue_ids))
+
+
 @dataclass
 class SweepResult:
     presences_expired: int = 0
@@ -687,13 +719,27 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
 def _sweep_waiting(conversation: Conversation, now: datetime, result: SweepResult) -> None:
     queue = conversation.queue
     waited = now - conversation.queued_since
-    if not conversation.patron_connected and now - conversation.patron_seen_at > PATRON_GONE_AFTER:
-        _finish(conversation, Status.ABANDONED, reason="patron left")
-        result.abandoned += 1
+    silent = now - conversation.patron_seen_at
+    # A connected patron's socket beats every 20 s; a process that died without closing its
+    # sockets leaves ``patron_connected`` set, so a long silence counts as gone too.
+    if silent > PATRON_SILENT_AFTER or (
+        not conversation.patron_connected and silent > PATRON_GONE_AFTER
+    ):
+        if conversation.accepted_at is None:
+            _finish(conversation, Status.ABANDONED, reason="patron left")
+            result.abandoned += 1
+        else:
+            _finish(conversation, Status.CLOSED, reason="patron left")
         return
-    if now - conversation.created_at >= timedelta(seconds=conversation.origin_queue.missed_after_s):
+    missed_after = timedelta(seconds=conversation.origin_queue.missed_after_s)
+    if conversation.accepted_at is None and now - conversation.created_at >= missed_after:
         _finish(conversation, Status.MISSED, reason="nobody answered")
         result.missed += 1
+        return
+    if conversation.accepted_at is not None and waited >= missed_after:
+        # Answered before, then put back in a queue that nobody took it from: not a missed
+        # chat (it was answered), so it ends as closed.
+        _finish(conversation, Status.CLOSED, reason="nobody took over the chat")
         return
     if waited < timedelta(seconds=queue.unanswered_limit_s):
         return

@@ -126,7 +126,18 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 defaults to a 5 s socket timeout, which cuts the layer's 5 s
+                # blocking receive (the socket closes with 1011), and to a 100-connection pool
+                # that refuses the 101st concurrent send under load.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "max_connections": env_int(
+                            "REFLIB_REDIS_MAX_CONNECTIONS", 10_000, minimum=10
+                        ),
+                    }
+                ],
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": 60,
                 "group_expiry": 86400,

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from reflib.celery import app as celery_app
 from reflib.models import Library, Queue, Role
 from reflib.services import library_upsert, staff_upsert
 from tests.live import DaphneCluster
@@ -27,6 +28,16 @@ def _services(request: pytest.FixtureRequest) -> None:
         require(postgres_problem())
     if request.node.get_closest_marker("redis"):
         require(redis_problem())
+
+
+@pytest.fixture(autouse=True)
+def _celery_inline() -> Iterator[None]:
+    """Tasks run inline in the test, whatever REDIS_URL says; a test that starts a real
+    worker does so explicitly, with its own broker settings."""
+    was = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = was
 
 
 @dataclass(frozen=True)
