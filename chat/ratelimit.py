@@ -3,9 +3,11 @@ processes; local memory in embedded mode)."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.core.cache import cache
+from django.http import HttpRequest
 
 
 def hit(key: str, limit: tuple[int, int]) -> int | None:
@@ -22,3 +24,17 @@ def hit(key: str, limit: tuple[int, int]) -> int | None:
     if hits > count:
         return max(1, (window + 1) * period - int(time.time()))
     return None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address a request came from, the key of per-IP limits and blocks.
+
+    This is ``REMOTE_ADDR`` only: reflib trusts no forwarding header itself. Behind a proxy,
+    run daphne with ``--proxy-headers``, which sets the client address from the proxy's
+    ``X-Forwarded-For`` (the proxy must overwrite that header, not append to a client's).
+    """
+    value = request.META.get("REMOTE_ADDR", "")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None

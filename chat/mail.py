@@ -1,0 +1,90 @@
+"""E-mails to patrons: the chat transcript, a follow-up ticket's receipt and its answers.
+
+Celery tasks (chat.tasks) load the rows and call these; nothing here is asynchronous.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils.translation import gettext as _
+
+from chat.models import Conversation, Ticket, TicketMessage
+from chat.services import transcript_lines
+from reflib.models import display_name
+
+
+def ticket_url(ticket: Ticket, access_key: str) -> str:
+    """The patron's private page of a ticket. The key is a path segment, never a query
+    string, so that it does not end up in a Referer header's query or in analytics tags."""
+    return f"{settings.REFLIB_BASE_URL}/tickets/{ticket.public_id}/{access_key}/"
+
+
+def transcript_send(*, conversation: Conversation, email: str) -> None:
+    library = conversation.library
+    lines = transcript_lines(conversation)
+    body = "\n".join(
+        [
+            _("Here is the transcript of your chat with %(library)s.") % {"library": library.name},
+            "",
+            *lines,
+        ]
+    )
+    send_mail(
+        subject=_("Your chat with %(library)s") % {"library": library.name},
+        message=body,
+        from_email=None,
+        recipient_list=[email],
+    )
+
+
+def ticket_receipt_send(*, ticket: Ticket, access_key: str) -> None:
+    library = ticket.library
+    body = "\n".join(
+        [
+            _("Thank you for your question to %(library)s. A librarian will answer by e-mail.")
+            % {"library": library.name},
+            "",
+            _("Your question:"),
+            ticket.question,
+            "",
+            _("Read the answer and reply on your ticket's private page:"),
+            ticket_url(ticket, access_key),
+            "",
+            _("Keep this link to yourself: anyone who has it can read your ticket."),
+        ]
+    )
+    send_mail(
+        subject=_("Your question to %(library)s") % {"library": library.name},
+        message=body,
+        from_email=None,
+        recipient_list=[ticket.patron_email],
+    )
+
+
+def ticket_answer_send(*, ticket: Ticket, message: TicketMessage, access_key: str) -> None:
+    library = ticket.library
+    signature = display_name(message.author) if message.author else library.name
+    body = "\n".join(
+        [
+            _("A librarian of %(library)s has answered your question.") % {"library": library.name},
+            "",
+            message.body,
+            "",
+            f"— {signature}, {library.name}",
+            "",
+            _("Read the whole conversation and reply on your ticket's private page:"),
+            ticket_url(ticket, access_key),
+            "",
+            _(
+                "This link replaces any earlier one. Keep it to yourself: anyone who has it can "
+                "read your ticket."
+            ),
+        ]
+    )
+    send_mail(
+        subject=_("Answer to your question to %(library)s") % {"library": library.name},
+        message=body,
+        from_email=None,
+        recipient_list=[ticket.patron_email],
+    )

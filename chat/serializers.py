@@ -1,0 +1,110 @@
+"""Shapes of the patron HTTP API (PROTOCOL.md, "Patron HTTP API"): what requests may carry
+and what responses contain. Input serializers validate; output serializers document."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from rest_framework import serializers
+
+from chat.errors import ErrorCode
+
+QUEUE_ADDRESS_MAX = 101  # two slugs of at most 50 characters and the slash
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    library = serializers.CharField(help_text="The library's slug.")
+    library_name = serializers.CharField()
+    queue = serializers.CharField(help_text="The queue's address, LIB/QUEUE.")
+    name = serializers.CharField(help_text="The queue's name.")
+    online = serializers.BooleanField(help_text="A librarian is there to answer now.")
+    librarians_available = serializers.IntegerField()
+    estimated_wait_s = serializers.IntegerField(
+        allow_null=True, help_text="The wait of a patron who starts a chat now; null offline."
+    )
+    opens_at = serializers.DateTimeField(
+        allow_null=True, help_text="When an offline queue next opens, if known."
+    )
+
+
+class ConversationStartSerializer(serializers.Serializer):
+    queue = serializers.CharField(max_length=QUEUE_ADDRESS_MAX, help_text="LIB/QUEUE")
+    question = serializers.CharField(max_length=2000)
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    page_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The page the patron asked from (the librarian sees it).",
+    )
+
+
+class ConversationStartedSerializer(serializers.Serializer):
+    conversation = serializers.CharField(help_text="The conversation's public id.")
+    token = serializers.CharField(
+        help_text="The patron's secret: send it as 'Authorization: Bearer' and in the "
+        "WebSocket hello, never in a URL."
+    )
+    status = serializers.CharField()
+
+
+class TicketCreateSerializer(serializers.Serializer):
+    queue = serializers.CharField(max_length=QUEUE_ADDRESS_MAX, help_text="LIB/QUEUE")
+    question = serializers.CharField(max_length=2000)
+    email = serializers.EmailField()
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+
+
+class ConversationToTicketSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+
+
+class TicketCreatedSerializer(serializers.Serializer):
+    ticket = serializers.CharField(help_text="The ticket's public id.")
+
+
+class FileUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=False,
+        help_text="An image (PNG, JPEG, GIF, WebP) or a PDF, checked by content.",
+    )
+
+
+class FileSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The id of the conversation's `file` event.")
+    seq = serializers.IntegerField(help_text="The `seq` of that event.")
+    url = serializers.CharField()
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField(help_text="The detected type, not the client's.")
+
+
+class RatingSerializer(serializers.Serializer):
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class TranscriptRequestSerializer(serializers.Serializer):
+    email = serializers.EmailField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Where to send it; the address given at the start when left out.",
+    )
+
+
+class TranscriptQueuedSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.ChoiceField(choices=list(get_args(ErrorCode)))
+    detail = serializers.CharField()
+    # DRF takes declared fields out of the class, so this does not shadow Serializer.fields.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Only with status 400: what is wrong with each field.",
+    )
