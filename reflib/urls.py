@@ -3,7 +3,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from chat import views as chat_views
 from reflib import views
 
 admin.site.site_header = "reflib administration"
@@ -13,7 +12,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("docs/", views.docs_index, name="docs"),
     re_path(r"^docs/(?P<name>[a-z-]+)/$", views.docs_page, name="docs_page"),
-    path("desk/", chat_views.desk, name="desk"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("chat.urls")),
     path("admin/", admin.site.urls),
 ]
