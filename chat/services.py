@@ -216,6 +216,7 @@ def message_send(
         if existing is None:
             raise
         _check_same_sender(existing, sender, author, note)
+        events.publish_event(existing.conversation, existing)
         return existing, False
 
 
