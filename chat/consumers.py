@@ -3,7 +3,8 @@
 Both consumers deliver each conversation's events in ``seq`` order exactly once per connection:
 they join the conversation's group *before* replaying from the database, remember the highest
 ``seq`` sent (the cursor), drop notifications at or below it, and replay from the database
-whenever a notification skips ahead (a dropped or out-of-order doorbell).
+whenever a notification skips ahead (a dropped or out-of-order doorbell) or the heartbeat
+finds the database ahead of the cursor (a dropped last doorbell).
 """
 
 from __future__ import annotations
@@ -158,6 +159,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if cursor.staff or not staff_only:
                 await self.send_json(frame)
 
+    async def catch_up(self) -> None:
+        """Replay what a lost notification left behind (one that was the last of its burst
+        leaves no gap for ``chat_event`` to notice). Run with each heartbeat."""
+        if not self.cursors:
+            return
+        cursors = list(self.cursors.values())
+        newest = await database_sync_to_async(chat_sessions.last_seqs)(
+            [cursor.conversation_id for cursor in cursors]
+        )
+        for cursor in cursors:
+            if newest.get(cursor.conversation_id, 0) > cursor.seq:
+                await self.replay(cursor)
+
     async def chat_event(self, message: dict[str, Any]) -> None:
         frame = message["event"]
         cursor = self.cursors.get(frame["conversation"])
@@ -295,6 +309,7 @@ class PatronConsumer(ChatConsumer):
     async def _heartbeat(self) -> None:
         assert self.session is not None
         await database_sync_to_async(chat_sessions.patron_alive)(self.session)
+        await self.catch_up()
 
 
 class DeskConsumer(ChatConsumer):
@@ -324,6 +339,7 @@ class DeskConsumer(ChatConsumer):
 
     async def _heartbeat(self) -> None:
         await database_sync_to_async(chat_sessions.desk_alive)(self.user)
+        await self.catch_up()
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]

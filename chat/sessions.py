@@ -53,6 +53,12 @@ def events_after(
     return [(event.seq, event_frame(event, public_id), event.staff_only) for event in stored]
 
 
+def last_seqs(conversation_ids: list[int]) -> dict[int, int]:
+    """The newest ``seq`` of each conversation: what a socket checks its cursors against."""
+    rows = Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "last_seq")
+    return dict(rows)
+
+
 def _ack(event: Event) -> dict[str, Any]:
     return {
         "type": "ack",

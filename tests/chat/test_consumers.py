@@ -576,6 +576,36 @@ async def test_patron_replays_from_the_database_when_a_notification_skips_ahead(
     assert late == []
 
 
+async def test_a_lost_last_doorbell_is_repaired_by_the_next_heartbeat(
+    cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No later event reveals a gap when the last notification of a burst is lost.
+    monkeypatch.setattr(consumers, "HEARTBEAT_S", 0.2)
+    started = await db(start_accepted)(cast.queue, cast.librarian)
+    patron, _welcome = await sockets.patron(started)
+    desk, _desk_welcome = await sockets.desk(cast.librarian)
+    await desk.send({"type": "subscribe", "conversation": started.public_id, "last_seq": 3})
+    await patron.drain()
+    await desk.drain()
+
+    def store() -> Event:
+        return services.message_send(
+            conversation_id=started.pk,
+            sender=Sender.PATRON,
+            author=None,
+            client_msg_id="lost-last",
+            body="the doorbell was lost",
+        )[0]
+
+    with mock.patch("chat.events._send"):
+        stored = await db(store)()
+
+    for side in (patron, desk):
+        frame = await side.recv_until("message")
+        assert (frame["seq"], frame["body"]) == (stored.seq, "the doorbell was lost")
+        assert not of_type(await side.drain(), "message")
+
+
 # --- desk: handshake and welcome ----------
 
 
