@@ -6,6 +6,7 @@ HTTP API's tests in this folder are not affected.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -177,13 +178,25 @@ class Socket:
 
         With the Redis channel layer, a consumer sometimes stays in channels_redis' receive
         after its own clean-up, until it is cancelled again (the first cancellation gets lost
-        between channels_redis and redis-py); ``communicator.disconnect`` does that after
-        ``DISCONNECT_S``.
+        between channels_redis and redis-py); this cancels it every ``DISCONNECT_S``.
         The consumer's ``disconnect()`` has run by then: the group check still applies.
         """
-        if not self.disconnected:
-            self.disconnected = True
-            await self.communicator.disconnect(timeout=DISCONNECT_S)
+        if self.disconnected:
+            return
+        self.disconnected = True
+        communicator = self.communicator
+        await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+        # communicator.disconnect() cancels once and then waits without a limit: a second lost
+        # cancellation would hang the test. Cancel again until the consumer has stopped.
+        for _attempt in range(20):
+            done, _pending = await asyncio.wait([communicator.future], timeout=DISCONNECT_S)
+            if done:
+                break
+            communicator.future.cancel()
+        else:
+            raise AssertionError("the consumer did not stop after 20 cancellations")
+        if not communicator.future.cancelled():
+            communicator.future.result()  # re-raise a consumer crash
 
 
 def stored_events(frames: list[Frame]) -> list[Frame]:
