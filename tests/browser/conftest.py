@@ -2,13 +2,16 @@
 library's own web site on another origin whose pages embed the widget under a strict CSP.
 
 Playwright's sync API keeps an asyncio event loop running in the test's thread for as long as it
-is started. Django refuses ORM calls from such a thread, so while the browser is up this module
-tells Django that the test code is synchronous (``DJANGO_ALLOW_ASYNC_UNSAFE``), and whatever
-publishes to the channel layer (``async_to_sync``) runs in a worker thread (``in_thread``).
+is started. Django refuses ORM calls from such a thread, so while the module's browser is up this
+module tells Django that the test code is synchronous (``DJANGO_ALLOW_ASYNC_UNSAFE``), and
+whatever publishes to the channel layer (``async_to_sync``) runs in a worker thread
+(``in_thread``). Tests that start a Chromium of their own (``browsers``) make every ORM and
+service call on a thread of its own (``orm``).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -30,12 +33,23 @@ from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
-from playwright.sync_api import Browser, BrowserContext, Frame, FrameLocator, Page, sync_playwright
+from PIL import Image
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Frame,
+    FrameLocator,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 from pytest_django import Settings
 from websockets.sync.client import ClientConnection, connect
 
 from reflib.services import library_upsert
-from tests.conftest import Cast
+from tests.conftest import PASSWORD, Cast
 from tests.live import DaphneCluster, DaphneProcess
 from tests.services import require
 
@@ -75,13 +89,6 @@ def browser() -> Iterator[Browser]:
                 yield browser
             finally:
                 browser.close()
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Settings) -> None:
-    # The widget's tests make the librarian's session here, so the daphne process never checks
-    # a password. A module whose librarians log in through the form overrides this fixture.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -187,21 +194,25 @@ def reflib(
     cast: Cast,
     daphne_cluster: DaphneCluster,
     host_site: HostSite,
+    settings: Settings,
     tmp_path: Path,
 ) -> Iterator[DaphneProcess]:
     """One daphne process serving reflib; the host site may embed the demo library's chat.
 
-    With Redis, the process gets key prefixes of its own: no other test run on the same Redis
-    shares its groups or its rate-limit counters.
+    The process and the test share the folder of uploaded files. With Redis they also share key
+    prefixes of their own: what the test's services publish rings the process's doorbells, and
+    no other test run on the same Redis shares its groups or its rate-limit counters.
     """
     library_upsert(slug=cast.library.slug, origins=[host_site.origin])
-    prefix = f"reflib-browser-{uuid.uuid4().hex}"
-    (server,) = daphne_cluster.start(
-        1,
-        REFLIB_MEDIA_ROOT=str(tmp_path / "media"),
-        REFLIB_CHANNEL_PREFIX=prefix,
-        REFLIB_CACHE_PREFIX=prefix,
-    )
+    settings.MEDIA_ROOT = tmp_path / "media"
+    env = {"REFLIB_MEDIA_ROOT": str(settings.MEDIA_ROOT)}
+    if settings.REDIS_URL:
+        prefix = f"reflib-browser-{uuid.uuid4().hex[:12]}"
+        layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+        layers["default"]["CONFIG"]["prefix"] = prefix
+        settings.CHANNEL_LAYERS = layers
+        env |= {"REFLIB_CHANNEL_PREFIX": prefix, "REFLIB_CACHE_PREFIX": prefix}
+    (server,) = daphne_cluster.start(1, **env)
     yield server
     # Shown with a failing test's output: what went wrong on the server's side.
     log = server.log.read_text(errors="replace")
@@ -374,5 +385,129 @@ def desk(reflib: DaphneProcess, cast: Cast) -> Iterator[Desk]:
         yield desk
 
 
+# --- the patron, in the widget ----------
+
+
 def name(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
+
+
+ONLINE = name(r"^Ask a librarian \(online\)$")
+OFFLINE = name(r"^Ask a librarian \(offline\)$")
+
+
+def messages(panel: FrameLocator) -> Locator:
+    """The widget's list of messages."""
+    return panel.get_by_role("list", name="Messages")
+
+
+def send(panel: FrameLocator, text: str) -> None:
+    """The patron types ``text`` into the widget and presses Enter."""
+    box = panel.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def png_file(path: Path) -> Path:
+    Image.new("RGB", (40, 30), "teal").save(path, format="PNG")
+    return path
+
+
+# --- librarians in a browser, at the desk page ----------
+
+
+class Orm:
+    """Runs the test's own ORM and service calls on a thread of their own.
+
+    Playwright's sync API keeps an event loop running on the test's thread, where Django
+    refuses synchronous database calls and services cannot publish (``async_to_sync``).
+    """
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="orm")
+
+    def __call__(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self.pool.submit(function, *args, **kwargs).result(timeout=30)
+
+    def close(self) -> None:
+        self.pool.submit(connections.close_all).result(timeout=30)
+        self.pool.shutdown()
+
+
+@pytest.fixture
+def orm(transactional_db: None) -> Iterator[Orm]:
+    runner = Orm()
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+class Browsers:
+    """Browser contexts, one per person, that collect every script and console error."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.opened: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    def new(self) -> BrowserContext:
+        context = self.browser.new_context(base_url=self.base_url, locale="en-US")
+        context.on("weberror", lambda error: self.errors.append(str(error.error)))
+        context.on("console", self._console)
+        self.opened.append(context)
+        return context
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # A CSP violation, a failing module or a server error shows up here. Not errors of
+        # the page: the 404 a test asks for, and network failures ("net::ERR_...") while a
+        # test has the server or the network down.
+        expected = ("404 (Not Found)", "net::ERR_")
+        if message.type == "error" and not any(text in message.text for text in expected):
+            self.errors.append(message.text)
+
+
+@pytest.fixture
+def browsers(reflib: DaphneProcess, orm: Orm) -> Iterator[Browsers]:
+    """Chromium for one test. It depends on the server and the database, so that it stops
+    (and its event loop with it) before they are cleaned up."""
+    require(chromium_problem())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        opened = Browsers(browser, reflib.http_url)
+        try:
+            yield opened
+        finally:
+            browser.close()
+    assert opened.errors == [], "the pages logged errors"
+
+
+def log_in(context: BrowserContext, username: str) -> Page:
+    """Log in through the login form, land on the desk, wait for its socket."""
+    page = context.new_page()
+    page.goto("/accounts/login/?next=/desk/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/desk/$"))
+    expect(page.locator("#desk-connection")).to_have_text("Connected", timeout=TIMEOUT_MS)
+    return page
+
+
+def go_available(page: Page) -> None:
+    page.locator("#presence").get_by_text("Available", exact=True).click()
+    expect(page.get_by_role("radio", name="Available")).to_be_checked()
+
+
+def panel(page: Page) -> Locator:
+    """The desk's conversation panel in view."""
+    return page.get_by_role("tabpanel")
+
+
+def open_tool(page: Page, summary: str) -> None:
+    panel(page).locator("summary", has_text=summary).click()
+
+
+def log_entries(page: Page, text: str) -> Locator:
+    return panel(page).get_by_role("log").locator("li", has_text=text)

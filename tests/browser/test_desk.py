@@ -7,34 +7,20 @@ screenshots of the desk and the tickets page into DIR (the docs use docs/screens
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
-from django.db import connections
-from PIL import Image
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Locator,
-    Page,
-    expect,
-    sync_playwright,
-)
-from pytest_django import Settings
+from playwright.sync_api import Page, expect
 from websockets.sync.client import ClientConnection, connect
 
 from chat import services, tasks, ticket_services
@@ -48,81 +34,27 @@ from chat.models import (
     TicketStatus,
     hash_token,
 )
-from tests.conftest import PASSWORD, Cast
-from tests.live import DaphneCluster, DaphneProcess
+from tests.browser.conftest import (
+    Browsers,
+    Orm,
+    go_available,
+    log_entries,
+    log_in,
+    open_tool,
+    panel,
+    png_file,
+)
+from tests.conftest import Cast
+from tests.live import DaphneProcess
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 10_000
 RECONNECT_MS = 30_000
 Frame = dict[str, Any]
-T = TypeVar("T")
 
 
 # --- fixtures ----------
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing() -> None:
-    """Keep Django's default password hashers (overriding the folder's fast one): here the
-    librarians log in through the login form, so the daphne process checks their passwords,
-    and it knows only the default hashers."""
-
-
-class Orm:
-    """Runs the test's own ORM and service calls on a thread of their own.
-
-    Playwright's sync API keeps an event loop running on the test's thread, where Django
-    refuses synchronous database calls and services cannot publish (``async_to_sync``).
-    """
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="orm")
-
-    def __call__(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return self.pool.submit(function, *args, **kwargs).result(timeout=30)
-
-    def close(self) -> None:
-        self.pool.submit(connections.close_all).result(timeout=30)
-        self.pool.shutdown()
-
-
-@pytest.fixture
-def orm(transactional_db: None) -> Iterator[Orm]:
-    runner = Orm()
-    try:
-        yield runner
-    finally:
-        runner.close()
-
-
-@pytest.fixture
-def server(daphne_cluster: DaphneCluster, settings: Settings, tmp_path: Path) -> DaphneProcess:
-    """One daphne process serving the test database, with its uploads in a temporary folder.
-
-    With Redis the process and this test share a channel-layer prefix of their own, so the
-    rows this test writes ring the servers' doorbells and no other run interferes.
-    """
-    env = {"REFLIB_MEDIA_ROOT": str(tmp_path / "media")}
-    if settings.REDIS_URL:
-        prefix = f"reflib-desk-{uuid.uuid4().hex[:12]}"
-        layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-        layers["default"]["CONFIG"]["prefix"] = prefix
-        settings.CHANNEL_LAYERS = layers
-        env |= {"REFLIB_CHANNEL_PREFIX": prefix, "REFLIB_CACHE_PREFIX": prefix}
-    (process,) = daphne_cluster.start(1, **env)
-    return process
 
 
 class Patrons:
@@ -145,48 +77,9 @@ class Patrons:
 
 
 @pytest.fixture
-def patrons(server: DaphneProcess) -> Iterator[Patrons]:
+def patrons(reflib: DaphneProcess) -> Iterator[Patrons]:
     with ExitStack() as stack:
-        yield Patrons(server, stack)
-
-
-class Browsers:
-    """Browser contexts, one per person, that collect every script and console error."""
-
-    def __init__(self, browser: Browser, base_url: str) -> None:
-        self.browser = browser
-        self.base_url = base_url
-        self.opened: list[BrowserContext] = []
-        self.errors: list[str] = []
-
-    def new(self) -> BrowserContext:
-        context = self.browser.new_context(base_url=self.base_url)
-        context.on("weberror", lambda error: self.errors.append(str(error.error)))
-        context.on("console", self._console)
-        self.opened.append(context)
-        return context
-
-    def _console(self, message: ConsoleMessage) -> None:
-        # A CSP violation, a failing module or a server error shows up here. Not errors of
-        # the page: the 404 a test asks for, and network failures ("net::ERR_...") while a
-        # test has the server down.
-        expected = ("404 (Not Found)", "net::ERR_")
-        if message.type == "error" and not any(text in message.text for text in expected):
-            self.errors.append(message.text)
-
-
-@pytest.fixture
-def browsers(server: DaphneProcess, orm: Orm) -> Iterator[Browsers]:
-    """Chromium for one test. It depends on the server and the database, so that it stops
-    (and its event loop with it) before they are cleaned up."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        opened = Browsers(browser, server.http_url)
-        try:
-            yield opened
-        finally:
-            browser.close()
-    assert opened.errors == [], "the pages logged errors"
+        yield Patrons(reflib, stack)
 
 
 # --- helpers ----------
@@ -224,18 +117,6 @@ class Patron:
                 self.frames.append(json.loads(self.connection.recv(timeout=quiet)))
             except TimeoutError:
                 return
-
-
-def log_in(context: BrowserContext, username: str) -> Page:
-    """Log in through the login form, land on the desk, wait for its socket."""
-    page = context.new_page()
-    page.goto("/accounts/login/?next=/desk/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/desk/$"))
-    expect(page.locator("#desk-connection")).to_have_text("Connected", timeout=WAIT_MS)
-    return page
 
 
 # The librarian works in another window: the desk may show desktop notifications, which this
@@ -276,24 +157,6 @@ def start_by_api(server: DaphneProcess, **fields: str) -> Frame:
     return body
 
 
-def go_available(page: Page) -> None:
-    page.locator("#presence").get_by_text("Available", exact=True).click()
-    expect(page.get_by_role("radio", name="Available")).to_be_checked()
-
-
-def panel(page: Page) -> Locator:
-    """The conversation panel in view."""
-    return page.get_by_role("tabpanel")
-
-
-def open_tool(page: Page, summary: str) -> None:
-    panel(page).locator("summary", has_text=summary).click()
-
-
-def log_entries(page: Page, text: str) -> Locator:
-    return panel(page).get_by_role("log").locator("li", has_text=text)
-
-
 def assert_no_axe_violations(page: Page) -> None:
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
@@ -304,11 +167,6 @@ def screenshot(page: Page, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / name), full_page=True)
-
-
-def png_file(path: Path) -> Path:
-    Image.new("RGB", (40, 30), "teal").save(path, format="PNG")
-    return path
 
 
 def started(cast: Cast, question: str, **fields: Any) -> services.StartedConversation:
@@ -339,7 +197,7 @@ def conversation(pk: int) -> Conversation:
 
 def test_librarian_accepts_a_patron_and_chats_with_notes_canned_responses_files_and_checkin(
     cast: Cast,
-    server: DaphneProcess,
+    reflib: DaphneProcess,
     patrons: Patrons,
     browsers: Browsers,
     orm: Orm,
@@ -415,7 +273,7 @@ def test_librarian_accepts_a_patron_and_chats_with_notes_canned_responses_files_
     expect(panel(page).get_by_text("The patron answered: Partly").first).to_be_visible()
 
     # A second patron arrives through the patron API while Pat's chat is open.
-    start_by_api(server, question="Can I print from my phone?", name="Sam")
+    start_by_api(reflib, question="Can I print from my phone?", name="Sam")
     expect(queue.get_by_text("Can I print from my phone?")).to_be_visible()
     wait_for_notification(page, "New patron waiting")
     queue.get_by_role("button", name="Accept").click()
@@ -445,7 +303,7 @@ def test_librarian_accepts_a_patron_and_chats_with_notes_canned_responses_files_
 
 
 def test_librarian_transfers_to_a_colleague_who_closes_with_a_read_level_and_tags(
-    cast: Cast, server: DaphneProcess, patrons: Patrons, browsers: Browsers, orm: Orm
+    cast: Cast, reflib: DaphneProcess, patrons: Patrons, browsers: Browsers, orm: Orm
 ) -> None:
     chat = orm(accepted, cast, cast.librarian, "Can you place a hold for me?")
     patron = patrons.connect(chat.token)
@@ -491,14 +349,14 @@ def test_librarian_transfers_to_a_colleague_who_closes_with_a_read_level_and_tag
 
 
 def test_desk_resumes_after_the_server_drops_it_and_shows_each_message_once(
-    cast: Cast, server: DaphneProcess, patrons: Patrons, browsers: Browsers, orm: Orm
+    cast: Cast, reflib: DaphneProcess, patrons: Patrons, browsers: Browsers, orm: Orm
 ) -> None:
     chat = orm(accepted, cast, cast.librarian, "Is the library open on Sunday?")
     page = log_in(browsers.new(), "lena")
     expect(log_entries(page, "Is the library open on Sunday?")).to_have_count(1)
     message_box = panel(page).get_by_role("textbox", name="Message")
 
-    server.kill()
+    reflib.kill()
     expect(page.locator("#desk-connection")).to_have_text(re.compile("reconnecting"))
     orm(
         services.message_send,
@@ -511,7 +369,7 @@ def test_desk_resumes_after_the_server_drops_it_and_shows_each_message_once(
     message_box.fill("Typed while offline")
     message_box.press("Enter")
     expect(panel(page).locator(".desk-pending")).to_contain_text("Typed while offline")
-    server.start()
+    reflib.start()
 
     expect(page.locator("#desk-connection")).to_have_text("Connected", timeout=RECONNECT_MS)
     expect(log_entries(page, "Sent while the desk was away")).to_have_count(1)

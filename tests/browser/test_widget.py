@@ -11,32 +11,37 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from PIL import Image
-from playwright.sync_api import FrameLocator, Locator, expect
+from playwright.sync_api import FrameLocator, expect
+from pytest_django import Settings
 
 from chat import services
 from chat.models import Conversation, Event, EventKind, Status, Ticket, TicketSource
 from reflib.models import Queue
 from tests.browser.conftest import (
+    OFFLINE,
+    ONLINE,
     PANEL_TITLE,
     Desk,
     HostSite,
     Watched,
     axe_violations,
     in_thread,
+    messages,
     name,
     open_desk,
+    send,
 )
 from tests.conftest import Cast
 from tests.live import DaphneProcess
 
 pytestmark = pytest.mark.browser
 
-ONLINE = name(r"^Ask a librarian \(online\)$")
-OFFLINE = name(r"^Ask a librarian \(offline\)$")
 
-
-def messages(panel: FrameLocator) -> Locator:
-    return panel.get_by_role("list", name="Messages")
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Settings) -> None:
+    # Here the test makes the librarian's session, so the daphne process never checks a
+    # password (librarians who log in through the form need the default hashers).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def ask(watched: Watched, question: str) -> FrameLocator:
@@ -56,12 +61,6 @@ def answered(watched: Watched, desk: Desk, question: str) -> tuple[FrameLocator,
     desk.accept(conversation)
     expect(messages(panel).get_by_text("Lena joined the chat.")).to_be_visible()
     return panel, conversation
-
-
-def send(panel: FrameLocator, text: str) -> None:
-    box = panel.get_by_role("textbox", name="Message")
-    box.fill(text)
-    box.press("Enter")
 
 
 def png(width: int = 24, height: int = 16) -> bytes:

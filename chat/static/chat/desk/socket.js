@@ -20,6 +20,8 @@ export class DeskSocket {
     this.pingTimer = null;
     this.pongTimer = null;
     window.addEventListener("online", () => this.retryNow());
+    // The browser knows the network is gone long before a heartbeat goes unanswered.
+    window.addEventListener("offline", () => this.ws && this.drop(this.ws));
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.retryNow();
     });
@@ -98,12 +100,14 @@ export class DeskSocket {
     this.pingTimer = setInterval(() => {
       if (!this.send({ type: "ping" })) return;
       // A socket that no longer answers is dead even if the browser has not noticed.
-      this.pongTimer = setTimeout(() => {
-        // Do not wait for a closing handshake the server will never answer.
-        ws.close();
-        this.closed(ws, { code: 1006 });
-      }, PONG_TIMEOUT_MS);
+      this.pongTimer = setTimeout(() => this.drop(ws), PONG_TIMEOUT_MS);
     }, PING_EVERY_MS);
+  }
+
+  // Closed now: do not wait for a closing handshake the server will never answer.
+  drop(ws) {
+    ws.close();
+    this.closed(ws, { code: 1006 });
   }
 
   stopHeartbeat() {

@@ -27,7 +27,10 @@ export class Link {
     this.retry = null;
     this.timers = [];
     this.now = () => this.reconnectNow();
+    // The browser knows the network is gone long before a heartbeat goes unanswered.
+    this.gone = () => this.ws && this.drop(this.ws);
     addEventListener("online", this.now);
+    addEventListener("offline", this.gone);
   }
 
   start() {
@@ -42,6 +45,7 @@ export class Link {
   stop() {
     this.stopped = true;
     removeEventListener("online", this.now);
+    removeEventListener("offline", this.gone);
     clearTimeout(this.retry);
     this.quiet();
     if (this.ws) this.ws.close();
@@ -125,11 +129,14 @@ export class Link {
     this.timers[0] = setInterval(() => {
       if (!this.send({ type: "ping" })) return;
       // A connection that stops answering is dead even if the browser has not noticed yet.
-      this.timers[1] = setTimeout(() => {
-        ws.close();
-        this.closed(ws, 1006);
-      }, PONG_TIMEOUT_MS);
+      this.timers[1] = setTimeout(() => this.drop(ws), PONG_TIMEOUT_MS);
     }, PING_EVERY_MS);
+  }
+
+  // Closed now, without waiting for a closing handshake that may never come.
+  drop(ws) {
+    ws.close();
+    this.closed(ws, 1006);
   }
 
   quiet() {
