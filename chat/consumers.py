@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 
 from chat import events, protocol
 from chat import sessions as chat_sessions
@@ -35,6 +39,23 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_FLOODING = 4429
 CLOSE_BAD_FRAMES = 4400
+
+P = ParamSpec("P")
+R = TypeVar("R")
+orm_threads = ThreadPoolExecutor(settings.REFLIB_DB_THREADS, thread_name_prefix="reflib-orm")
+
+
+def orm(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Run ORM code from a consumer in a thread, closing stale connections around it.
+
+    On PostgreSQL the sockets of a process share a pool of ``REFLIB_DB_THREADS`` threads, each
+    with its own connection, so one frame's queries do not wait for another's round trips
+    (channels' default runs them all on one thread). SQLite takes one writer at a time, so it
+    keeps that single thread. Each socket still awaits its frames one by one.
+    """
+    if connection.vendor == "sqlite":
+        return DatabaseSyncToAsync(function, thread_sensitive=True)
+    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=orm_threads)
 
 
 @dataclass
@@ -149,7 +170,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def replay(self, cursor: Cursor) -> None:
         # Frames are handled one at a time per connection, so no live event interleaves here;
         # the ones queued meanwhile are dropped by the cursor check in chat_event.
-        stored = await database_sync_to_async(chat_sessions.events_after)(
+        stored = await orm(chat_sessions.events_after)(
             cursor.conversation_id, cursor.public_id, cursor.seq
         )
         for seq, frame, staff_only in stored:
@@ -159,16 +180,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if cursor.staff or not staff_only:
                 await self.send_json(frame)
 
-    async def catch_up(self) -> None:
+    def followed_ids(self) -> list[int]:
+        return [cursor.conversation_id for cursor in self.cursors.values()]
+
+    async def catch_up(self, newest: dict[int, int]) -> None:
         """Replay what a lost notification left behind (one that was the last of its burst
-        leaves no gap for ``chat_event`` to notice). Run with each heartbeat."""
-        if not self.cursors:
-            return
-        cursors = list(self.cursors.values())
-        newest = await database_sync_to_async(chat_sessions.last_seqs)(
-            [cursor.conversation_id for cursor in cursors]
-        )
-        for cursor in cursors:
+        leaves no gap for ``chat_event`` to notice). ``newest`` is the database's last ``seq``
+        of each followed conversation, read with each heartbeat."""
+        for cursor in list(self.cursors.values()):
             if newest.get(cursor.conversation_id, 0) > cursor.seq:
                 await self.replay(cursor)
 
@@ -200,9 +219,7 @@ class PatronConsumer(ChatConsumer):
 
     async def opened(self) -> None:
         self.session: chat_sessions.PatronSession | None = None
-        allowed = await database_sync_to_async(chat_sessions.origin_allowed_anywhere)(
-            self.origin, self.host
-        )
+        allowed = await orm(chat_sessions.origin_allowed_anywhere)(self.origin, self.host)
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
@@ -222,7 +239,7 @@ class PatronConsumer(ChatConsumer):
 
     async def closed(self) -> None:
         if self.session is not None:
-            await database_sync_to_async(chat_sessions.patron_left)(self.session)
+            await orm(chat_sessions.patron_left)(self.session)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -236,9 +253,7 @@ class PatronConsumer(ChatConsumer):
         if kind == "send":
             client_msg_id = protocol.client_msg_id_field(frame)
             body = protocol.body_field(frame)
-            ack = await database_sync_to_async(chat_sessions.patron_send)(
-                session, client_msg_id, body
-            )
+            ack = await orm(chat_sessions.patron_send)(session, client_msg_id, body)
             await self.send_json(ack)
         elif kind == "typing":
             active = protocol.bool_field(frame, "active")
@@ -255,15 +270,13 @@ class PatronConsumer(ChatConsumer):
             )
         elif kind == "read":
             seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
-            await database_sync_to_async(chat_sessions.patron_read)(session, seq or 0)
+            await orm(chat_sessions.patron_read)(session, seq or 0)
         elif kind == "end":
-            await database_sync_to_async(chat_sessions.patron_end)(session)
+            await orm(chat_sessions.patron_end)(session)
         elif kind == "checkin_answer":
             checkin_id = protocol.text_field(frame, "id", max_length=24)
             answer = protocol.text_field(frame, "answer", max_length=10)
-            await database_sync_to_async(chat_sessions.patron_checkin_answer)(
-                session, checkin_id, answer
-            )
+            await orm(chat_sessions.patron_checkin_answer)(session, checkin_id, answer)
         elif kind == "ping":
             await self.send_json({"type": "pong"})
         elif kind == "hello":
@@ -283,9 +296,7 @@ class PatronConsumer(ChatConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         try:
-            session = await database_sync_to_async(chat_sessions.patron_hello)(
-                token, self.origin, self.host
-            )
+            session = await orm(chat_sessions.patron_hello)(token, self.origin, self.host)
         except ChatError as error:
             await self.close(
                 code=CLOSE_FORBIDDEN_ORIGIN if error.code == "forbidden" else CLOSE_UNAUTHORIZED
@@ -301,15 +312,15 @@ class PatronConsumer(ChatConsumer):
             }
         )
         await self.follow(session.conversation_id, session.public_id, last_seq)
-        position = await database_sync_to_async(chat_sessions.patron_position)(session)
+        position = await orm(chat_sessions.patron_position)(session)
         if position is not None:
             await self.send_json(position)
         self.every(HEARTBEAT_S, self._heartbeat)
 
     async def _heartbeat(self) -> None:
         assert self.session is not None
-        await database_sync_to_async(chat_sessions.patron_alive)(self.session)
-        await self.catch_up()
+        newest = await orm(chat_sessions.patron_heartbeat)(self.session, self.followed_ids())
+        await self.catch_up(newest)
 
 
 class DeskConsumer(ChatConsumer):
@@ -325,7 +336,7 @@ class DeskConsumer(ChatConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        desk = await database_sync_to_async(chat_sessions.desk_open)(user)
+        desk = await orm(chat_sessions.desk_open)(user)
         if desk is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -338,43 +349,43 @@ class DeskConsumer(ChatConsumer):
         self.every(HEARTBEAT_S, self._heartbeat)
 
     async def _heartbeat(self) -> None:
-        await database_sync_to_async(chat_sessions.desk_alive)(self.user)
-        await self.catch_up()
+        newest = await orm(chat_sessions.desk_heartbeat)(self.user, self.followed_ids())
+        await self.catch_up(newest)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
         if kind == "ping":
             await self.send_json({"type": "pong"})
-            await database_sync_to_async(chat_sessions.desk_alive)(self.user)
+            await orm(chat_sessions.desk_alive)(self.user)
             return
         if kind == "presence":
             state = protocol.text_field(frame, "state", max_length=10)
-            await database_sync_to_async(chat_sessions.desk_presence)(self.user, state)
+            await orm(chat_sessions.desk_presence)(self.user, state)
             return
         public_id = protocol.text_field(frame, "conversation", max_length=24)
         if kind == "accept":
-            ref = await database_sync_to_async(chat_sessions.desk_accept)(self.user, public_id)
+            ref = await orm(chat_sessions.desk_accept)(self.user, public_id)
             await self.send_json({"type": "accepted", "conversation": public_id})
             await self.follow(ref.conversation_id, ref.public_id, 0)
         elif kind == "subscribe":
             last_seq = protocol.int_field(frame, "last_seq", minimum=0, maximum=2**31)
-            ref = await database_sync_to_async(chat_sessions.desk_view)(self.user, public_id)
+            ref = await orm(chat_sessions.desk_view)(self.user, public_id)
             await self.follow(ref.conversation_id, ref.public_id, last_seq or 0)
         elif kind in ("send", "note"):
             client_msg_id = protocol.client_msg_id_field(frame)
             body = protocol.body_field(frame)
-            ack = await database_sync_to_async(chat_sessions.desk_send)(
+            ack = await orm(chat_sessions.desk_send)(
                 self.user, public_id, client_msg_id, body, kind == "note"
             )
             await self.send_json(ack)
         elif kind == "typing":
             active = protocol.bool_field(frame, "active")
-            ref = self._followed(public_id)
+            cursor = self._followed(public_id)
             await events.publish_live_now(
-                ref.public_id,
+                cursor.public_id,
                 {
                     "type": "typing",
-                    "conversation": ref.public_id,
+                    "conversation": cursor.public_id,
                     "from": "librarian",
                     "active": active,
                 },
@@ -383,9 +394,9 @@ class DeskConsumer(ChatConsumer):
         elif kind == "read":
             seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
             self._followed(public_id)
-            await database_sync_to_async(chat_sessions.desk_read)(self.user, public_id, seq or 0)
+            await orm(chat_sessions.desk_read)(self.user, public_id, seq or 0)
         elif kind == "transfer":
-            await database_sync_to_async(chat_sessions.desk_transfer)(
+            await orm(chat_sessions.desk_transfer)(
                 self.user,
                 public_id,
                 protocol.text_field(frame, "to_user", max_length=150, required=False),
@@ -399,17 +410,13 @@ class DeskConsumer(ChatConsumer):
             tags = frame.get("tags", [])
             if not isinstance(tags, list):
                 raise ChatError("invalid", '"tags" must be a list of text.')
-            await database_sync_to_async(chat_sessions.desk_close)(
-                self.user, public_id, read_level, tags
-            )
+            await orm(chat_sessions.desk_close)(self.user, public_id, read_level, tags)
         elif kind == "checkin":
-            await database_sync_to_async(chat_sessions.desk_checkin)(self.user, public_id)
+            await orm(chat_sessions.desk_checkin)(self.user, public_id)
         elif kind == "block":
             hours = protocol.int_field(frame, "hours", minimum=1, maximum=24 * 90, required=False)
             reason = protocol.text_field(frame, "reason", max_length=200, required=False)
-            await database_sync_to_async(chat_sessions.desk_block)(
-                self.user, public_id, hours or 24, reason
-            )
+            await orm(chat_sessions.desk_block)(self.user, public_id, hours or 24, reason)
         else:
             raise ChatError("invalid", f"Unknown frame type {kind!r}.")
 
@@ -420,14 +427,12 @@ class DeskConsumer(ChatConsumer):
         return cursor
 
     async def chat_queue_changed(self, message: dict[str, Any]) -> None:
-        items = await database_sync_to_async(chat_sessions.desk_queue)(self.library_ids)
+        items = await orm(chat_sessions.desk_queue)(self.library_ids)
         await self.send_json(items)
 
     async def chat_user_conversation(self, message: dict[str, Any]) -> None:
         """A colleague transferred a conversation to this librarian: follow it."""
-        ref = await database_sync_to_async(chat_sessions.desk_view)(
-            self.user, message["conversation"]
-        )
+        ref = await orm(chat_sessions.desk_view)(self.user, message["conversation"])
         await self.send_json(
             {"type": "assigned", "conversation": ref.public_id, "reason": message["reason"]}
         )

@@ -1,13 +1,21 @@
-"""Fixed-window rate limits kept in Django's cache (Redis in production, shared by all
-processes; local memory in embedded mode)."""
+"""Fixed-window rate limits: in Redis when configured (shared by all processes, one round trip
+per hit), otherwise in Django's local-memory cache (embedded mode)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
 
 
 def hit(key: str, limit: tuple[int, int]) -> int | None:
@@ -15,12 +23,19 @@ def hit(key: str, limit: tuple[int, int]) -> int | None:
     count, period = limit
     window = int(time.time()) // period
     cache_key = f"rl:{key}:{window}"
-    cache.add(cache_key, 0, timeout=period + 1)
-    try:
-        hits = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr
-        cache.add(cache_key, 1, timeout=period + 1)
-        hits = 1
+    if settings.REDIS_URL:
+        redis_key = cache.make_key(cache_key)  # the cache's prefix keeps deployments apart
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.set(redis_key, 0, ex=period + 1, nx=True)
+        pipe.incr(redis_key)
+        hits = int(pipe.execute()[1])
+    else:
+        cache.add(cache_key, 0, timeout=period + 1)
+        try:
+            hits = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.add(cache_key, 1, timeout=period + 1)
+            hits = 1
     if hits > count:
         return max(1, (window + 1) * period - int(time.time()))
     return None

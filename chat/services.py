@@ -61,12 +61,18 @@ PATRON_SILENT_AFTER = timedelta(seconds=120)
 # --- appending events ----------
 
 
-def _lock(conversation_id: int) -> Conversation:
-    return (
-        Conversation.objects.select_for_update()
-        .select_related("queue__library")
-        .get(pk=conversation_id)
-    )
+def _lock(conversation_id: int | None = None, *, public_id: str | None = None) -> Conversation:
+    """Lock a conversation's row (by primary key or public id) for the rest of the transaction."""
+    lookup: dict[str, Any] = {"pk": conversation_id}
+    if public_id is not None:
+        lookup = {"public_id": public_id}
+    # of=self: lock only the conversation, not its queue and library rows, which every
+    # conversation of the library shares.
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related("queue__library")
+    try:
+        return locked.get(**lookup)
+    except Conversation.DoesNotExist:
+        raise ChatError("not_found", _("No such conversation.")) from None
 
 
 def _append(
@@ -171,7 +177,8 @@ def conversation_start(
 
 def message_send(
     *,
-    conversation_id: int,
+    conversation_id: int | None = None,
+    public_id: str | None = None,
     sender: Sender,
     author: User | None,
     client_msg_id: str,
@@ -180,22 +187,21 @@ def message_send(
 ) -> tuple[Event, bool]:
     """Store a message (or a staff note); a repeated ``client_msg_id`` returns the stored one.
 
-    Returns ``(event, created)``. Messages need an open conversation; a librarian must be its
-    current librarian (notes: any librarian who may see it, checked by the caller).
+    The conversation is given by primary key or public id. Returns ``(event, created)``.
+    Messages need an open conversation; a librarian must be its current librarian, and a note's
+    author a librarian who may see it.
+
+    The hot path of the chat: one row lock, one update, one insert. A resend is found by the
+    unique ``(conversation, client_msg_id)`` constraint, not by a query before every insert.
     """
     try:
         with transaction.atomic():
-            conversation = _lock(conversation_id)
-            existing = Event.objects.filter(
-                conversation=conversation, client_msg_id=client_msg_id
-            ).first()
-            if existing is not None:
-                _check_same_sender(existing, sender, author, note)
-                # A resend may follow a lost notification: ring the doorbell again (clients
-                # drop what they already have, by seq).
-                events.publish_event(conversation, existing)
-                return existing, False
-            if not note:
+            conversation = _lock(conversation_id, public_id=public_id)
+            conversation_id = conversation.pk
+            if note:
+                assert author is not None
+                check_can_see(conversation, author)
+            else:
                 _check_can_message(conversation, sender, author)
             event = _append(
                 conversation,
@@ -207,17 +213,21 @@ def message_send(
                 staff_only=note,
             )
             return event, True
-    except IntegrityError:
-        # Only a concurrent resend of the same client id can get here: the row lock makes
-        # the seq unique. The winner's event is committed now.
+    except (IntegrityError, ChatError):
+        # A resend (maybe after the chat closed); the row lock makes the seq unique, so an
+        # IntegrityError can only be the client id. Anything else is re-raised.
+        if conversation_id is None:
+            raise
         existing = Event.objects.filter(
             conversation_id=conversation_id, client_msg_id=client_msg_id
         ).first()
         if existing is None:
             raise
-        _check_same_sender(existing, sender, author, note)
-        events.publish_event(existing.conversation, existing)
-        return existing, False
+    _check_same_sender(existing, sender, author, note)
+    # A resend may follow a lost notification: ring the doorbell again (clients drop what
+    # they already have, by seq).
+    events.publish_event(existing.conversation, existing)
+    return existing, False
 
 
 def _check_same_sender(existing: Event, sender: Sender, author: User | None, note: bool) -> None:

@@ -1,7 +1,7 @@
 """The synchronous half of the consumers: look up, check, call a service, shape the reply.
 
-Consumers run these through ``database_sync_to_async``, one call per frame, so that each frame
-costs one hop to the thread pool. No business rule lives here: rules are in chat.services.
+Consumers run these in a thread (``chat.consumers.orm``), one call per frame, so that each frame
+costs one hop to a thread. No business rule lives here: rules are in chat.services.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def events_after(
 
 def last_seqs(conversation_ids: list[int]) -> dict[int, int]:
     """The newest ``seq`` of each conversation: what a socket checks its cursors against."""
+    if not conversation_ids:
+        return {}
     rows = Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "last_seq")
     return dict(rows)
 
@@ -143,6 +145,12 @@ def patron_alive(session: PatronSession) -> None:
     services.patron_connection(conversation_id=session.conversation_id, connected=True)
 
 
+def patron_heartbeat(session: PatronSession, conversation_ids: list[int]) -> dict[int, int]:
+    """The patron's socket is alive; the newest ``seq`` of what it follows (one thread hop)."""
+    patron_alive(session)
+    return last_seqs(conversation_ids)
+
+
 def patron_left(session: PatronSession) -> None:
     services.patron_connection(conversation_id=session.conversation_id, connected=False)
 
@@ -179,6 +187,12 @@ def desk_open(user: User) -> Desk | None:
 
 def desk_alive(user: User) -> None:
     services.presence_touch(user=user)
+
+
+def desk_heartbeat(user: User, conversation_ids: list[int]) -> dict[int, int]:
+    """The desk's socket is alive; the newest ``seq`` of what it follows (one thread hop)."""
+    desk_alive(user)
+    return last_seqs(conversation_ids)
 
 
 def desk_presence(user: User, state: str) -> None:
@@ -228,10 +242,9 @@ def desk_view(user: User, public_id: str) -> ConversationRef:
 def desk_send(
     user: User, public_id: str, client_msg_id: str, body: str, note: bool
 ) -> dict[str, Any]:
-    conversation = _visible(user, public_id)
     _check_rate(f"msg:user:{user.pk}")
     event, _created = services.message_send(
-        conversation_id=conversation.pk,
+        public_id=public_id,
         sender=Sender.LIBRARIAN,
         author=user,
         client_msg_id=client_msg_id,

@@ -113,6 +113,9 @@ else:
 # be a file everyone can open, not SQLite's private in-memory one.
 _database["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")} if not _DATABASE_URL else {}
 DATABASES = {"default": _database}
+# Threads (each with its own database connection) that run the chat sockets' queries in one
+# daphne process on PostgreSQL; SQLite uses one thread. See docs/configuration.md.
+REFLIB_DB_THREADS = env_int("REFLIB_DB_THREADS", 2, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker -------------------------------------------------

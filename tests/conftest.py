@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 
+from chat.consumers import orm_threads
 from reflib.celery import app as celery_app
 from reflib.models import Library, Queue, Role
 from reflib.services import library_upsert, staff_upsert
@@ -28,6 +32,22 @@ def _services(request: pytest.FixtureRequest) -> None:
         require(postgres_problem())
     if request.node.get_closest_marker("redis"):
         require(redis_problem())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_orm_connections(django_db_setup: None) -> Iterator[None]:
+    """Consumers' ORM threads keep their connections; close them before the test database
+    is dropped (PostgreSQL refuses to drop a database in use)."""
+    yield
+    workers = settings.REFLIB_DB_THREADS
+    everyone = threading.Barrier(workers)
+
+    def close() -> None:
+        everyone.wait(timeout=10)  # one task per thread: each waits for all the others
+        connections.close_all()
+
+    for future in [orm_threads.submit(close) for _ in range(workers)]:
+        future.result(timeout=20)
 
 
 @pytest.fixture(autouse=True)
