@@ -1,0 +1,1 @@
+"""Performance benchmarks of reflib (SPEC §5); docs/benchmarks.md says how to run them."""
