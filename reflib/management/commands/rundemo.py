@@ -50,6 +50,8 @@ class Command(BaseCommand):
             "--schedule",
             str(settings.DATA_DIR / "celerybeat"),
         ]
+        # A SIGTERM (a service manager, `kill`) stops the children too, like Ctrl+C does.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         processes = [subprocess.Popen(daphne), subprocess.Popen(celery)]  # noqa: S603
         try:
             while all(process.poll() is None for process in processes):
