@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +57,34 @@ def orm(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     if connection.vendor == "sqlite":
         return DatabaseSyncToAsync(function, thread_sensitive=True)
     return DatabaseSyncToAsync(function, thread_sensitive=False, executor=orm_threads)
+
+
+class QueueReads:
+    """One read of a changed waiting list per process, however many of its desks hear it.
+
+    Every open desk of a library hears each change of its waiting list (a chat queued,
+    accepted, gone). The desks of one process that show the same libraries share the read made
+    for that change, which starts after the change was committed: with N desks open, a change
+    costs each process one query, not N.
+    """
+
+    def __init__(self, keep: int = 256) -> None:
+        self.keep = keep
+        self.reads: OrderedDict[tuple[str, tuple[int, ...]], asyncio.Future[Any]] = OrderedDict()
+
+    async def get(self, change_id: str, library_ids: list[int]) -> dict[str, Any]:
+        key = (change_id, tuple(sorted(library_ids)))
+        read = self.reads.get(key)
+        if read is None:
+            read = asyncio.ensure_future(orm(chat_sessions.desk_queue)(list(key[1])))
+            self.reads[key] = read
+            while len(self.reads) > self.keep:
+                self.reads.popitem(last=False)
+        # Shielded: a desk that disconnects while waiting does not cancel the others' read.
+        return dict(await asyncio.shield(read))
+
+
+queue_reads = QueueReads()
 
 
 @dataclass
@@ -427,8 +456,7 @@ class DeskConsumer(ChatConsumer):
         return cursor
 
     async def chat_queue_changed(self, message: dict[str, Any]) -> None:
-        items = await orm(chat_sessions.desk_queue)(self.library_ids)
-        await self.send_json(items)
+        await self.send_json(await queue_reads.get(message["id"], self.library_ids))
 
     async def chat_user_conversation(self, message: dict[str, Any]) -> None:
         """A colleague transferred a conversation to this librarian: follow it."""

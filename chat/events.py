@@ -9,6 +9,7 @@ a dropped notification is repaired by the consumer's replay from the database (b
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -50,7 +51,10 @@ class LiveNotice(TypedDict):
 
 
 class QueueNotice(TypedDict):
+    """A library's waiting list changed; ``id`` names this change (desks share one read)."""
+
     type: Literal["chat.queue_changed"]
+    id: str
 
 
 class UserNotice(TypedDict):
@@ -131,7 +135,7 @@ def publish_event(conversation: Conversation, event: Event) -> None:
 
 
 def publish_queue_changed(*library_ids: int) -> None:
-    notice: QueueNotice = {"type": "chat.queue_changed"}
+    notice: QueueNotice = {"type": "chat.queue_changed", "id": uuid.uuid4().hex}
     for library_id in set(library_ids):
         group = library_desk_group(library_id)
         transaction.on_commit(lambda group=group: _send(group, dict(notice)))  # type: ignore[misc]

@@ -1043,6 +1043,30 @@ async def test_desk_queue_frame_is_pushed_when_a_patron_arrives_and_when_one_is_
     assert left["items"] == []
 
 
+async def test_desks_of_one_process_share_one_read_of_a_changed_queue(
+    cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[list[int]] = []
+    desk_queue = consumers.chat_sessions.desk_queue
+
+    def counted(library_ids: list[int]) -> dict[str, Any]:
+        reads.append(library_ids)
+        return desk_queue(library_ids)
+
+    monkeypatch.setattr(consumers.chat_sessions, "desk_queue", counted)
+    librarian_desk, _welcome = await sockets.desk(cast.librarian)
+    manager_desk, _welcome = await sockets.desk(cast.manager)
+    other_desk, _welcome = await sockets.desk(cast.other_librarian)
+    reads.clear()  # the welcomes read it too
+
+    started = await db(start)(cast.queue, "Is the library open on Sunday?")
+    heard = [await librarian_desk.recv_until("queue"), await manager_desk.recv_until("queue")]
+
+    assert [frame["items"][0]["conversation"] for frame in heard] == [started.public_id] * 2
+    assert reads == [[cast.library.pk]]
+    assert await other_desk.nothing()
+
+
 async def test_another_librarys_desk_never_sees_demo_conversations(
     cast: Cast, sockets: Sockets
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import transaction
@@ -57,7 +58,7 @@ def event_notice(started: Started, seq: int) -> Notice:
 
 
 def queue_changed(library_id: int) -> Notice:
-    return f"chat.desk.{library_id}", {"type": "chat.queue_changed"}
+    return f"chat.desk.{library_id}", {"type": "chat.queue_changed", "id": mock.ANY}
 
 
 def live(started: Started, frame: dict[str, Any], audience: str) -> Notice:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -82,7 +83,7 @@ def test_available_presence_whose_desk_went_silent_becomes_away(
     assert result.presences_expired == 1
     assert Presence.objects.get(user=cast.librarian).state == PresenceState.AWAY
     assert Presence.objects.get(user=cast.manager).state == PresenceState.AVAILABLE
-    assert (f"chat.desk.{cast.library.pk}", {"type": "chat.queue_changed"}) in sent
+    assert (f"chat.desk.{cast.library.pk}", {"type": "chat.queue_changed", "id": mock.ANY}) in sent
 
 
 def test_away_presence_is_left_alone(cast: Cast, sweep_at: Sweep) -> None:
@@ -231,7 +232,7 @@ def test_patron_waiting_past_missed_after_is_missed(cast: Cast, sweep_at: Sweep)
     assert conversation.closed_at is not None
     last = log_of(started)[-1]
     assert last.data["status"] == "missed"
-    assert (f"chat.desk.{cast.library.pk}", {"type": "chat.queue_changed"}) in sent
+    assert (f"chat.desk.{cast.library.pk}", {"type": "chat.queue_changed", "id": mock.ANY}) in sent
     assert again == SweepResult()
     assert fresh(started).last_seq == last.seq
 
@@ -267,7 +268,7 @@ def test_patron_disconnected_for_over_a_minute_while_waiting_has_abandoned(
     assert conversation.status == Status.ABANDONED
     assert conversation.closed_at is not None
     assert log_of(started)[-1].data["status"] == "abandoned"
-    assert (f"chat.desk.{cast.library.pk}", {"type": "chat.queue_changed"}) in sent
+    assert (f"chat.desk.{cast.library.pk}", {"type": "chat.queue_changed", "id": mock.ANY}) in sent
     assert again == SweepResult()
 
 
