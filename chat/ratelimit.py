@@ -15,7 +15,7 @@ from django.http import HttpRequest
 
 @functools.cache
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 def hit(key: str, limit: tuple[int, int]) -> int | None:
