@@ -392,6 +392,32 @@ def test_desk_resumes_after_the_server_drops_it_and_shows_each_message_once(
     assert len(seqs) == len(set(seqs)) == orm(conversation, chat.conversation.pk).last_seq
 
 
+def test_desk_notices_its_browser_going_offline_at_once_and_catches_up_when_back(
+    cast: Cast, browsers: Browsers, orm: Orm
+) -> None:
+    chat = orm(accepted, cast, cast.librarian, "Do you lend laptops?")
+    context = browsers.new()
+    page = log_in(context, "lena")
+    expect(log_entries(page, "Do you lend laptops?")).to_have_count(1)
+
+    # An open WebSocket survives a network drop in Chromium; only the heartbeat (35 s) would
+    # notice. The browser's offline event must, at once.
+    context.set_offline(True)
+    expect(page.locator("#desk-connection")).to_have_text(re.compile("reconnecting"), timeout=3000)
+    orm(
+        services.message_send,
+        conversation_id=chat.conversation.pk,
+        sender=Sender.PATRON,
+        author=None,
+        client_msg_id="patron-while-offline",
+        body="Sent while the desk was offline",
+    )
+    context.set_offline(False)
+
+    expect(page.locator("#desk-connection")).to_have_text("Connected", timeout=RECONNECT_MS)
+    expect(log_entries(page, "Sent while the desk was offline")).to_have_count(1)
+
+
 def test_ticket_pages_answer_a_patron_and_have_no_accessibility_violations(
     cast: Cast, browsers: Browsers, orm: Orm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
