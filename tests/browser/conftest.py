@@ -4,9 +4,9 @@ library's own web site on another origin whose pages embed the widget under a st
 Playwright's sync API keeps an asyncio event loop running in the test's thread for as long as it
 is started. Django refuses ORM calls from such a thread, so while the module's browser is up this
 module tells Django that the test code is synchronous (``DJANGO_ALLOW_ASYNC_UNSAFE``), and
-whatever publishes to the channel layer (``async_to_sync``) runs in a worker thread
-(``in_thread``). Tests that start a Chromium of their own (``browsers``) make every ORM and
-service call on a thread of its own (``orm``).
+whatever publishes to the channel layer (``async_to_sync``) runs on a thread of its own
+(``orm``). Tests that start a Chromium of their own (``browsers``) make every ORM and service
+call there.
 """
 
 from __future__ import annotations
@@ -89,19 +89,6 @@ def browser() -> Iterator[Browser]:
                 yield browser
             finally:
                 browser.close()
-
-
-def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``function`` in a worker thread with its own database connection, closed after."""
-
-    def run() -> T:
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result(timeout=30)
 
 
 # --- the library's own web site ----------

@@ -23,9 +23,9 @@ from tests.browser.conftest import (
     PANEL_TITLE,
     Desk,
     HostSite,
+    Orm,
     Watched,
     axe_violations,
-    in_thread,
     messages,
     name,
     open_desk,
@@ -293,7 +293,7 @@ def test_the_patron_ends_the_chat_rates_it_and_deletes_it(
 
 
 def test_a_waiting_patron_may_leave_the_question_as_a_ticket_instead(
-    watched: Watched, reflib: DaphneProcess, host_site: HostSite, desk: Desk, cast: Cast
+    watched: Watched, reflib: DaphneProcess, host_site: HostSite, desk: Desk, cast: Cast, orm: Orm
 ) -> None:
     page = watched.page
     # The shortest limit, so that the sweep's "later" does not also expire Lena's presence.
@@ -303,7 +303,7 @@ def test_a_waiting_patron_may_leave_the_question_as_a_ticket_instead(
     conversation = desk.next_waiting()
     # The chat's timers run in Celery beat; here the sweep is told the limit has passed.
     later = timezone.now() + timedelta(seconds=11)
-    assert in_thread(services.sweep, now=later).tickets_offered == 1
+    assert orm(services.sweep, now=later).tickets_offered == 1
     # The test's process has a channel layer of its own: a reload fetches what it stored.
     page.reload()
 
