@@ -181,6 +181,16 @@ def accepted(cast: Cast, librarian: User, question: str) -> services.StartedConv
     return chat
 
 
+def patron_says(chat: services.StartedConversation, client_msg_id: str, body: str) -> None:
+    services.message_send(
+        conversation_id=chat.conversation.pk,
+        sender=Sender.PATRON,
+        author=None,
+        client_msg_id=client_msg_id,
+        body=body,
+    )
+
+
 def closed_earlier_chat(cast: Cast) -> None:
     earlier = accepted(cast, cast.manager, "Where can I print in colour?")
     services.conversation_close(
@@ -358,14 +368,7 @@ def test_desk_resumes_after_the_server_drops_it_and_shows_each_message_once(
 
     reflib.kill()
     expect(page.locator("#desk-connection")).to_have_text(re.compile("reconnecting"))
-    orm(
-        services.message_send,
-        conversation_id=chat.conversation.pk,
-        sender=Sender.PATRON,
-        author=None,
-        client_msg_id="patron-while-down",
-        body="Sent while the desk was away",
-    )
+    orm(patron_says, chat, "patron-while-down", "Sent while the desk was away")
     message_box.fill("Typed while offline")
     message_box.press("Enter")
     expect(panel(page).locator(".desk-pending")).to_contain_text("Typed while offline")
@@ -404,14 +407,7 @@ def test_desk_notices_its_browser_going_offline_at_once_and_catches_up_when_back
     # notice. The browser's offline event must, at once.
     context.set_offline(True)
     expect(page.locator("#desk-connection")).to_have_text(re.compile("reconnecting"), timeout=3000)
-    orm(
-        services.message_send,
-        conversation_id=chat.conversation.pk,
-        sender=Sender.PATRON,
-        author=None,
-        client_msg_id="patron-while-offline",
-        body="Sent while the desk was offline",
-    )
+    orm(patron_says, chat, "patron-while-offline", "Sent while the desk was offline")
     context.set_offline(False)
 
     expect(page.locator("#desk-connection")).to_have_text("Connected", timeout=RECONNECT_MS)
