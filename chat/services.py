@@ -213,10 +213,11 @@ def message_send(
                 staff_only=note,
             )
             return event, True
-    except (IntegrityError, ChatError):
+    except (IntegrityError, ChatError) as error:
         # A resend (maybe after the chat closed); the row lock makes the seq unique, so an
-        # IntegrityError can only be the client id. Anything else is re-raised.
-        if conversation_id is None:
+        # IntegrityError can only be the client id. Anything else is re-raised, and someone
+        # who may not see the conversation learns nothing about its messages.
+        if conversation_id is None or getattr(error, "code", None) == "not_found":
             raise
         existing = Event.objects.filter(
             conversation_id=conversation_id, client_msg_id=client_msg_id

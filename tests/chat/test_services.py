@@ -437,6 +437,33 @@ def test_transfer_to_a_partner_queue_queues_the_chat_there(cast: Cast) -> None:
     services.check_can_see(conversation, cast.other_librarian)
 
 
+def test_a_note_into_a_foreign_conversation_is_not_found_even_reusing_a_stored_client_id(
+    cast: Cast,
+) -> None:
+    started = start_accepted(cast.queue, cast.librarian)
+    services.message_send(
+        conversation_id=started.pk,
+        sender=Sender.LIBRARIAN,
+        author=cast.librarian,
+        client_msg_id="lena-1",
+        body="Let me look that up.",
+    )
+    stored = fresh(started).last_seq
+
+    with pytest.raises(ChatError) as refused:
+        services.message_send(
+            public_id=started.public_id,
+            sender=Sender.LIBRARIAN,
+            author=cast.other_librarian,
+            client_msg_id="lena-1",
+            body="Probing",
+            note=True,
+        )
+
+    assert refused.value.code == "not_found"
+    assert fresh(started).last_seq == stored
+
+
 def test_transfer_to_a_queue_of_the_same_library_queues_the_chat_again(cast: Cast) -> None:
     law = Queue.objects.create(library=cast.library, slug="law", name="Law")
     started = start_accepted(cast.queue, cast.librarian)
