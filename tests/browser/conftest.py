@@ -104,7 +104,9 @@ class HostSite:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        # Another site than reflib's 127.0.0.1, as a library's own site is: the browser treats
+        # the widget's frame as third-party (NOTES.md: its own storage is denied).
+        return f"http://localhost:{self.server.server_address[1]}"
 
     def page(
         self, reflib: str, queue: str = "demo/general", *, embed: bool = True, **options: str
