@@ -136,6 +136,7 @@ class HostSite:
         body = (
             "<!doctype html>\n"
             '<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title></head>\n"
             "<body><header><h1>Springfield Public Library</h1></header>\n"
             "<main><p>Open Monday to Saturday. Ask us anything.</p>"
@@ -237,7 +238,8 @@ class Watched:
         folder = os.environ.get("REFLIB_SCREENSHOTS")
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(folder) / f"widget-{state}.png"))
+            path = Path(folder) / f"widget-{state}.png"
+            self.page.screenshot(path=str(path), scale="css")
 
     def panel_frame(self) -> Frame:
         for frame in self.page.frames:
@@ -257,9 +259,9 @@ def context(browser: Browser, reflib: DaphneProcess) -> Iterator[BrowserContext]
         context.close()
 
 
-@pytest.fixture
-def watched(context: BrowserContext) -> Iterator[Watched]:
-    page = context.new_page()
+@contextmanager
+def watching(page: Page) -> Iterator[Watched]:
+    """The page, watched for script errors and refused CSP loads until the block ends."""
     watched = Watched(page)
 
     def console(message: Any) -> None:
@@ -272,6 +274,12 @@ def watched(context: BrowserContext) -> Iterator[Watched]:
     page.on("pageerror", lambda error: watched.problems.append(f"uncaught: {error}"))
     yield watched
     assert watched.problems == [], "the page reported problems"
+
+
+@pytest.fixture
+def watched(context: BrowserContext) -> Iterator[Watched]:
+    with watching(context.new_page()) as watched:
+        yield watched
 
 
 def axe_violations(target: Page | Frame, *, iframes: bool = True) -> list[dict[str, Any]]:

@@ -1,0 +1,167 @@
+"""The widget on a phone (SPEC §1.1): a 390 by 844 touch screen, as most patrons ask from.
+
+Open, the panel is the whole visible viewport with its own close control; the launcher hides
+and the page behind does not scroll. An on-screen keyboard shrinks the visual viewport: here
+the viewport is shrunk by a keyboard's height, and the message box must stay in view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
+
+from tests.browser.conftest import (
+    OFFLINE,
+    ONLINE,
+    PANEL_TITLE,
+    TIMEOUT_MS,
+    Desk,
+    HostSite,
+    Watched,
+    axe_violations,
+    messages,
+    watching,
+)
+from tests.conftest import Cast
+from tests.live import DaphneProcess
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+KEYBOARD_HEIGHT = 336
+
+
+@pytest.fixture
+def phone(browser: Browser, reflib: DaphneProcess) -> Iterator[Watched]:
+    """A phone-sized touch screen (iPhone 13 emulation), after reflib so it closes first."""
+    context = browser.new_context(
+        locale="en-US",
+        viewport=PHONE,
+        screen=PHONE,
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        with watching(context.new_page()) as watched:
+            yield watched
+    finally:
+        context.close()
+
+
+def box(locator: Locator) -> dict[str, float]:
+    found = locator.bounding_box()
+    assert found is not None, locator
+    return {key: round(value) for key, value in found.items()}
+
+
+def assert_fills_the_screen(page: Page, height: int = PHONE["height"]) -> None:
+    frame = page.get_by_title(PANEL_TITLE)
+    expect(frame).to_be_visible()
+    assert box(frame) == {"x": 0, "y": 0, "width": PHONE["width"], "height": height}
+
+
+def assert_within(locator: Locator, height: int) -> None:
+    found = box(locator)
+    assert found["y"] >= 0
+    assert found["y"] + found["height"] <= height, (found, height)
+
+
+def page_scroll(page: Page) -> float:
+    page.mouse.move(195, 420)
+    page.mouse.wheel(0, 600)
+    page.wait_for_timeout(300)
+    scrolled = float(page.evaluate("scrollY"))
+    page.evaluate("scrollTo(0, 0)")
+    return scrolled
+
+
+def tap_open(page: Page, name: object) -> FrameLocator:
+    page.get_by_role("button", name=name).tap()  # type: ignore[arg-type]
+    return page.frame_locator("reflib-chat iframe")
+
+
+def test_a_whole_conversation_on_a_phone(
+    phone: Watched, reflib: DaphneProcess, host_site: HostSite, desk: Desk, cast: Cast
+) -> None:
+    page = phone.page
+    page.goto(host_site.page(reflib.http_url, long=True))
+    launcher = page.get_by_role("button", name=ONLINE)
+    expect(launcher).to_be_visible()
+    assert axe_violations(page, iframes=False) == []
+    assert page_scroll(page) > 0, "the library's page scrolls while the chat is closed"
+
+    panel = tap_open(page, ONLINE)
+    expect(panel.get_by_label("Question", exact=True)).to_be_focused()
+    assert_fills_the_screen(page)
+    expect(launcher).to_be_hidden()
+    assert page_scroll(page) == 0, "the page behind the panel does not scroll"
+    close = panel.get_by_role("button", name="Close the chat window")
+    assert_within(close, PHONE["height"])
+    assert box(close)["width"] >= 44
+    assert axe_violations(phone.panel_frame()) == [], "pre-chat"
+
+    panel.get_by_label("Question", exact=True).fill("Is the museum pass available this week?")
+    panel.get_by_role("button", name="Start chat").tap()
+    expect(panel.get_by_role("status")).to_contain_text("You are number 1 in the queue.")
+    conversation = desk.next_waiting()
+    desk.accept(conversation)
+    desk.say(conversation, "Yes, for Thursday and Friday.")
+    log = messages(panel)
+    expect(log.get_by_text("Yes, for Thursday and Friday.")).to_be_visible()
+
+    message = panel.get_by_role("textbox", name="Message")
+    message.tap()
+    # The on-screen keyboard takes the lower part of the screen.
+    keyboard_up = PHONE["height"] - KEYBOARD_HEIGHT
+    page.set_viewport_size({"width": PHONE["width"], "height": keyboard_up})
+    assert_fills_the_screen(page, keyboard_up)
+    assert_within(message, keyboard_up)
+    assert_within(panel.get_by_role("button", name="Send", exact=True), keyboard_up)
+    message.fill("Thursday, please.")
+    panel.get_by_role("button", name="Send", exact=True).tap()
+    desk.message_from_patron(conversation, "Thursday, please.")
+    page.set_viewport_size(PHONE)
+    assert_fills_the_screen(page)
+    expect(log.get_by_text("Sent", exact=True)).to_have_count(2)
+    assert axe_violations(phone.panel_frame()) == [], "chatting"
+    phone.shoot("phone-chatting")
+
+    panel.get_by_role("button", name="End chat").tap()
+    expect(panel.get_by_role("heading", name="The chat has ended")).to_be_visible()
+    panel.get_by_text("5", exact=True).tap()
+    expect(panel.get_by_role("radio", name="5")).to_be_checked()
+    send_rating = panel.get_by_role("button", name="Send rating")
+    send_rating.tap()
+    expect(panel.get_by_text("Thank you for your feedback.")).to_be_visible()
+    assert axe_violations(phone.panel_frame()) == [], "ended"
+    phone.shoot("phone-ended")
+
+    close.tap()
+    expect(page.get_by_title(PANEL_TITLE)).to_be_hidden()
+    expect(launcher).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    assert page_scroll(page) > 0, "closed again, the page scrolls"
+
+
+def test_the_offline_form_fits_a_phone_and_its_button_is_reachable(
+    phone: Watched, reflib: DaphneProcess, host_site: HostSite, cast: Cast
+) -> None:
+    page = phone.page
+    page.goto(host_site.page(reflib.http_url, long=True))
+
+    panel = tap_open(page, OFFLINE)
+
+    expect(panel.get_by_role("heading", name="Leave a question")).to_be_visible()
+    assert_fills_the_screen(page)
+    submit = panel.get_by_role("button", name="Send question")
+    assert_within(submit, PHONE["height"])
+    assert axe_violations(phone.panel_frame()) == []
+    phone.shoot("phone-offline-form")
+    panel.get_by_label("Question", exact=True).fill("Can I renew by phone?")
+    panel.get_by_role("textbox", name="E-mail").fill("pat@example.org")
+    submit.tap()
+    expect(panel.get_by_role("heading", name="Question sent")).to_be_visible()
