@@ -7,10 +7,11 @@ the viewport is shrunk by a keyboard's height, and the message box must stay in 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, ViewportSize, expect
 
 from tests.browser.conftest import (
     OFFLINE,
@@ -29,7 +30,7 @@ from tests.live import DaphneProcess
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 KEYBOARD_HEIGHT = 336
 
 
@@ -39,7 +40,7 @@ def phone(browser: Browser, reflib: DaphneProcess) -> Iterator[Watched]:
     context = browser.new_context(
         locale="en-US",
         viewport=PHONE,
-        screen=PHONE,
+        screen={"width": PHONE["width"], "height": PHONE["height"]},
         device_scale_factor=3,
         is_mobile=True,
         has_touch=True,
@@ -52,10 +53,15 @@ def phone(browser: Browser, reflib: DaphneProcess) -> Iterator[Watched]:
         context.close()
 
 
-def box(locator: Locator) -> dict[str, float]:
+def box(locator: Locator) -> dict[str, int]:
     found = locator.bounding_box()
     assert found is not None, locator
-    return {key: round(value) for key, value in found.items()}
+    return {
+        "x": round(found["x"]),
+        "y": round(found["y"]),
+        "width": round(found["width"]),
+        "height": round(found["height"]),
+    }
 
 
 def assert_fills_the_screen(page: Page, height: int = PHONE["height"]) -> None:
@@ -79,8 +85,8 @@ def page_scroll(page: Page) -> float:
     return scrolled
 
 
-def tap_open(page: Page, name: object) -> FrameLocator:
-    page.get_by_role("button", name=name).tap()  # type: ignore[arg-type]
+def tap_open(page: Page, name: re.Pattern[str]) -> FrameLocator:
+    page.get_by_role("button", name=name).tap()
     return page.frame_locator("reflib-chat iframe")
 
 
