@@ -49,6 +49,13 @@ def message_box(panel: FrameLocator) -> Any:
     return panel.get_by_role("textbox", name="Message")
 
 
+def send_transcript(panel: FrameLocator, address: str) -> None:
+    """On the ended chat's screen: the one address it may go to, then the button."""
+    expect(panel.get_by_text(f"E-mail the transcript to {address}.")).to_be_visible()
+    panel.get_by_role("button", name="Send transcript").click()
+    expect(panel.get_by_text(f"The transcript is on its way to {address}.")).to_be_visible()
+
+
 def test_the_chat_and_its_draft_survive_reloads_and_the_sites_next_page_in_the_same_tab(
     watched: Watched, reflib: DaphneProcess, host_site: HostSite, desk: Desk, cast: Cast
 ) -> None:
@@ -206,10 +213,8 @@ def test_the_transcript_goes_to_the_address_given_at_the_start(
     desk.accept(conversation)
     desk.send({"type": "close", "conversation": conversation})
 
-    expect(panel.get_by_text("E-mail the transcript to pat@example.org.")).to_be_visible()
     assert panel.get_by_role("textbox", name="E-mail").count() == 0
-    panel.get_by_role("button", name="Send transcript").click()
-    expect(panel.get_by_text("The transcript is on its way to pat@example.org.")).to_be_visible()
+    send_transcript(panel, "pat@example.org")
 
 
 def test_an_address_confirmed_inside_the_live_chat_receives_the_transcript(
@@ -235,9 +240,7 @@ def test_an_address_confirmed_inside_the_live_chat_receives_the_transcript(
     page.reload()
     desk.send({"type": "close", "conversation": conversation})
     panel = watched.panel
-    expect(panel.get_by_text("E-mail the transcript to sam@example.org.")).to_be_visible()
-    panel.get_by_role("button", name="Send transcript").click()
-    expect(panel.get_by_text("The transcript is on its way to sam@example.org.")).to_be_visible()
+    send_transcript(panel, "sam@example.org")
 
 
 def test_without_any_address_the_ended_chat_offers_no_transcript(

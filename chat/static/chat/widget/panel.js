@@ -271,6 +271,7 @@ $("ask").addEventListener("submit", async (event) => {
     $("ask-submit").disabled = false;
     if (response.status !== 201) return problem("ask-error", response);
     form.reset();
+    save();
     $("sent-note").textContent = format(t.ticketSent, { email });
     view("v-sent");
     focusView();
@@ -323,10 +324,10 @@ function connect() {
   $("v-chat").classList.remove("over");
   for (const id of ["composer", "mail", "rating-done", "transcript-done"]) $(id).hidden = false;
   $("rating").reset();
+  $("mail").open = false;
   $("mail-email").value = session.email;
-  for (const id of ["rating-done", "transcript-done", "ended-error", "composer-error", "mail-error"]) {
-    error(id, "");
-  }
+  const notes = ["rating-done", "transcript-done", "mail-done"];
+  for (const id of [...notes, "ended-error", "composer-error", "mail-error"]) error(id, "");
   state(t.connecting);
   view("v-chat");
   focusView();
