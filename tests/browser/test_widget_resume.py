@@ -9,9 +9,11 @@ lives in the library page's sessionStorage, kept by the loader (or its localStor
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import BrowserContext, Frame, FrameLocator, Page, expect
 
 from chat.models import Conversation
@@ -47,6 +49,27 @@ def panel_frame(page: Page) -> Frame:
 
 def message_box(panel: FrameLocator) -> Any:
     return panel.get_by_role("textbox", name="Message")
+
+
+def test_past_the_servers_reading_window_a_kept_chat_is_refused_and_forgotten(
+    watched: Watched, reflib: DaphneProcess, host_site: HostSite, desk: Desk
+) -> None:
+    page = watched.page
+    page.goto(host_site.page(reflib.http_url))
+    panel, conversation = answered(watched, desk, "Who was at this computer before me?")
+    desk.send({"type": "close", "conversation": conversation})
+    expect(panel.get_by_role("heading", name="The chat has ended")).to_be_visible()
+    assert kept(page)["state"]["id"] == conversation
+    # The server's window (REFLIB_PATRON_TOKEN_WINDOW_S, 900 s by default) is over.
+    ended = timezone.now() - timedelta(seconds=901)
+    Conversation.objects.filter(public_id=conversation).update(closed_at=ended)
+
+    page.reload()
+
+    panel = watched.panel
+    expect(panel.get_by_role("heading", name="Ask a librarian")).to_be_visible()
+    expect(messages(panel).get_by_text("Who was at this computer before me?")).to_have_count(0)
+    assert kept(page) == {}
 
 
 def send_transcript(panel: FrameLocator, address: str) -> None:
