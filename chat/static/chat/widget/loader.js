@@ -103,7 +103,6 @@
   function fit() {
     const full = shown && small.matches;
     box.classList.toggle("full", full);
-    page.overflow = full ? "hidden" : "";
     if (full && viewport) {
       box.style.setProperty("--top", viewport.offsetTop + "px");
       box.style.setProperty("--height", viewport.height + "px");
@@ -147,6 +146,9 @@
     shown = on;
     if (frame) frame.hidden = !on;
     launcher.setAttribute("aria-expanded", on);
+    // Only on a small screen, and only when the patron opens or closes the chat: the page's
+    // own scrolling is left alone otherwise.
+    if (small.matches) page.overflow = on ? "hidden" : "";
     fit();
     remember();
     focusPanel = on && moveFocus;
