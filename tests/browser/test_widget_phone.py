@@ -39,19 +39,22 @@ KEYBOARD_HEIGHT = 336
 ON_SCREEN_KEYBOARD = """(() => {
     const real = window.visualViewport;
     if (!real || window !== window.top) return;
-    const keyboard = { height: 0 };
+    const keyboard = { height: 0, top: 0 };
     const fake = new EventTarget();
-    for (const name of ["width", "offsetLeft", "offsetTop", "pageLeft", "pageTop", "scale"]) {
+    for (const name of ["width", "offsetLeft", "pageLeft", "pageTop", "scale"]) {
         Object.defineProperty(fake, name, { get: () => real[name] });
     }
     Object.defineProperty(fake, "height", { get: () => real.height - keyboard.height });
+    Object.defineProperty(fake, "offsetTop", { get: () => real.offsetTop + keyboard.top });
     for (const type of ["resize", "scroll"]) {
         real.addEventListener(type, () => fake.dispatchEvent(new Event(type)));
     }
     Object.defineProperty(window, "visualViewport", { value: fake });
-    window.testKeyboard = (height) => {
-        keyboard.height = height;
+    // iOS also moves the visual viewport down the page (offsetTop) to show a focused field.
+    window.testKeyboard = ([height, top]) => {
+        Object.assign(keyboard, { height, top });
         fake.dispatchEvent(new Event("resize"));
+        fake.dispatchEvent(new Event("scroll"));
     };
 })();"""
 
@@ -86,24 +89,26 @@ def box(locator: Locator) -> dict[str, int]:
     }
 
 
-FRAME_HEIGHT = """height => {
+FRAME_AT = """([top, height]) => {
     const frame = document.querySelector("reflib-chat").shadowRoot.querySelector("iframe");
-    return Math.round(frame.getBoundingClientRect().height) === height;
+    const found = frame.getBoundingClientRect();
+    return Math.round(found.top) === top && Math.round(found.height) === height;
 }"""
 
 
-def assert_fills_the_screen(page: Page, height: int = PHONE["height"]) -> None:
+def assert_fills_the_screen(page: Page, height: int = PHONE["height"], top: int = 0) -> None:
+    """The panel covers exactly the visible part of the page: ``height`` from ``top``."""
     frame = page.get_by_title(PANEL_TITLE)
     expect(frame).to_be_visible()
     # The visual viewport tells the loader of a change a moment after it happens.
-    page.wait_for_function(FRAME_HEIGHT, arg=height, timeout=TIMEOUT_MS)
-    assert box(frame) == {"x": 0, "y": 0, "width": PHONE["width"], "height": height}
+    page.wait_for_function(FRAME_AT, arg=[top, height], timeout=TIMEOUT_MS)
+    assert box(frame) == {"x": 0, "y": top, "width": PHONE["width"], "height": height}
 
 
-def assert_within(locator: Locator, height: int) -> None:
+def assert_within(locator: Locator, bottom: int, top: int = 0) -> None:
     found = box(locator)
-    assert found["y"] >= 0
-    assert found["y"] + found["height"] <= height, (found, height)
+    assert found["y"] >= top, (found, top)
+    assert found["y"] + found["height"] <= bottom, (found, bottom)
 
 
 def page_scrolls(page: Page) -> bool:
@@ -165,15 +170,21 @@ def test_a_whole_conversation_on_a_phone(
     message.tap()
     # The on-screen keyboard takes the lower part of the screen; the page's layout stays.
     keyboard_up = PHONE["height"] - KEYBOARD_HEIGHT
-    page.evaluate("height => testKeyboard(height)", KEYBOARD_HEIGHT)
+    send_button = panel.get_by_role("button", name="Send", exact=True)
+    page.evaluate("keyboard => testKeyboard(keyboard)", [KEYBOARD_HEIGHT, 0])
     assert_fills_the_screen(page, keyboard_up)
     assert page.evaluate("() => innerHeight") == PHONE["height"]
     assert_within(message, keyboard_up)
-    assert_within(panel.get_by_role("button", name="Send", exact=True), keyboard_up)
+    assert_within(send_button, keyboard_up)
+    # And where the browser also scrolls the visible part down the page.
+    page.evaluate("keyboard => testKeyboard(keyboard)", [KEYBOARD_HEIGHT, 120])
+    assert_fills_the_screen(page, keyboard_up, top=120)
+    assert_within(message, 120 + keyboard_up, top=120)
+    assert_within(send_button, 120 + keyboard_up, top=120)
     message.fill("Thursday, please.")
     panel.get_by_role("button", name="Send", exact=True).tap()
     desk.message_from_patron(conversation, "Thursday, please.")
-    page.evaluate("() => testKeyboard(0)")
+    page.evaluate("keyboard => testKeyboard(keyboard)", [0, 0])
     assert_fills_the_screen(page)
     expect(log.get_by_text("Sent", exact=True)).to_have_count(2)
     assert axe_violations(phone.panel_frame()) == [], "chatting"
