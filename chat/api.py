@@ -48,6 +48,7 @@ from chat.errors import HTTP_STATUS, ChatError, ErrorCode
 from chat.models import Conversation, Sender
 from chat.ratelimit import client_ip, hit
 from chat.serializers import (
+    ConversationEmailSerializer,
     ConversationStartedSerializer,
     ConversationStartSerializer,
     ConversationToTicketSerializer,
@@ -72,6 +73,9 @@ TRANSCRIPT_LIMIT = (5, 3600)
 PREFLIGHT_MAX_AGE_S = 3600
 ORIGIN_REFUSED = "This web site may not use this library's chat."
 NO_SUCH_CONVERSATION = "No such conversation."
+TRANSCRIPT_ADDRESS = (
+    "A transcript goes only to the address given when the chat started or confirmed during it."
+)
 
 
 # --- errors ----------
@@ -311,6 +315,13 @@ class PatronConversationView(PatronAPIView):
             raise ChatError("not_found", NO_SUCH_CONVERSATION)
         return conversation
 
+    def readable(self, request: Request, public_id: str) -> Conversation:
+        """The conversation, if its token still opens it for reading (the end-of-chat window)."""
+        conversation = self.conversation(request, public_id)
+        if not selectors.patron_may_read(conversation):
+            raise ChatError("unauthorized", selectors.NO_LONGER_READABLE)
+        return conversation
+
 
 def _send_receipt_on_commit(created: services.CreatedTicket) -> None:
     ticket_id, access_key = created.ticket.pk, created.access_key
@@ -470,7 +481,7 @@ class FileDownloadView(PatronConversationView):
     )
     def get(self, request: Request, conversation: str, file: str) -> HttpResponseBase:
         if isinstance(request.auth, Conversation):
-            found = self.conversation(request, conversation)
+            found = self.readable(request, conversation)
         else:
             found = self._staff_conversation(request, conversation)
         attachment = found.attachments.filter(public_id=file).first()
@@ -526,22 +537,36 @@ class TranscriptView(PatronConversationView):
         operation_id="transcript_send",
         request=TranscriptRequestSerializer,
         responses={202: TranscriptQueuedSerializer, **_errors(400, 401, 403, 404, 429)},
-        summary="E-mail the transcript to the given address or the one given at the start.",
+        summary="E-mail the transcript to the address given at the start or during the chat.",
     )
     def post(self, request: Request, conversation: str) -> Response:
-        found = self.conversation(request, conversation)
+        found = self.readable(request, conversation)
         data = self.validated(TranscriptRequestSerializer, request)
-        email = data["email"] or found.patron_email
-        if not email:
-            raise exceptions.ValidationError(
-                {"email": ["Give an e-mail address: none was given when the chat started."]}
-            )
+        # Only the patron's own address: whoever holds the token later (a shared computer)
+        # must not send the conversation elsewhere.
+        email = found.patron_email
+        if not email or (data["email"] and data["email"].lower() != email.lower()):
+            raise exceptions.ValidationError({"email": [TRANSCRIPT_ADDRESS]})
         self.check_rate(
             f"transcript:{found.token_hash}", TRANSCRIPT_LIMIT, "Too many transcripts sent."
         )
         conversation_id = found.pk
         transaction.on_commit(lambda: tasks.send_transcript.delay(conversation_id, email))
         return Response({"email": email}, status=202)
+
+
+class ConversationEmailView(PatronConversationView):
+    @extend_schema(
+        operation_id="conversation_email",
+        request=ConversationEmailSerializer,
+        responses={200: ConversationEmailSerializer, **_errors(400, 401, 403, 404, 409)},
+        summary="Confirm, while the chat goes on, the address a transcript may go to.",
+    )
+    def post(self, request: Request, conversation: str) -> Response:
+        found = self.conversation(request, conversation)
+        data = self.validated(ConversationEmailSerializer, request)
+        changed = services.conversation_email_set(conversation_id=found.pk, email=data["email"])
+        return Response({"email": changed.patron_email})
 
 
 class ConversationTicketView(PatronConversationView):

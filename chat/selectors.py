@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -23,6 +24,7 @@ PRESENCE_TIMEOUT = timedelta(seconds=60)
 DEFAULT_HANDLING_S = 420
 DEFAULT_PICKUP_S = 30
 RECENT_CHATS = 50
+NO_LONGER_READABLE = "This chat has ended; its token no longer opens it."
 
 
 def available_librarians(library_ids: list[int], *, now: datetime | None = None) -> QuerySet[User]:
@@ -148,3 +150,17 @@ def earlier_conversations(conversation: Conversation) -> QuerySet[Conversation]:
         created_at__lt=conversation.created_at,
         erased_at__isnull=True,
     ).order_by("-created_at")
+
+
+def patron_may_read(conversation: Conversation, *, now: datetime | None = None) -> bool:
+    """Whether the patron's token still opens ``conversation`` for reading.
+
+    Always while it is open; once it has ended, for ``REFLIB_PATRON_TOKEN_WINDOW_S``, so that
+    the next person at a shared public computer cannot read it (SPEC §1.1).
+    """
+    if conversation.is_open:
+        return True
+    if conversation.closed_at is None:
+        return False
+    window = timedelta(seconds=settings.REFLIB_PATRON_TOKEN_WINDOW_S)
+    return (now or timezone.now()) - conversation.closed_at < window

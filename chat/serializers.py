@@ -61,6 +61,10 @@ class ConversationToTicketSerializer(serializers.Serializer):
     email = serializers.EmailField()
 
 
+class ConversationEmailSerializer(serializers.Serializer):
+    email = serializers.EmailField(help_text="Where the transcript may go.")
+
+
 class TicketCreatedSerializer(serializers.Serializer):
     ticket = serializers.CharField(help_text="The ticket's public id.")
 
@@ -91,7 +95,10 @@ class TranscriptRequestSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="Where to send it; the address given at the start when left out.",
+        help_text=(
+            "Must be the address given at the start or confirmed during the chat, which is "
+            "used when left out."
+        ),
     )
 
 

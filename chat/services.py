@@ -311,6 +311,17 @@ def conversation_rate(*, conversation_id: int, score: int, comment: str = "") ->
 
 
 @transaction.atomic
+def conversation_email_set(*, conversation_id: int, email: str) -> Conversation:
+    """The patron confirms, inside the live chat, the address a transcript may go to."""
+    conversation = _lock(conversation_id)
+    if not conversation.is_open:
+        raise ChatError("closed", _("An address can be confirmed only while the chat goes on."))
+    conversation.patron_email = email
+    conversation.save(update_fields=["patron_email"])
+    return conversation
+
+
+@transaction.atomic
 def read_mark(*, conversation_id: int, sender: Sender, user: User | None, seq: int) -> None:
     conversation = Conversation.objects.get(pk=conversation_id)
     seq = min(seq, conversation.last_seq)

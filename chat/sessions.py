@@ -85,6 +85,8 @@ def patron_hello(token: str, origin: str | None, host: str) -> PatronSession:
     conversation = Conversation.objects.by_token(token)
     if conversation is None:
         raise ChatError("unauthorized", "Unknown token.")
+    if not selectors.patron_may_read(conversation):
+        raise ChatError("unauthorized", selectors.NO_LONGER_READABLE)
     if not origins.is_allowed(origin, host=host, library_id=conversation.library_id):
         raise ChatError("forbidden", "This site may not use this library's chat.")
     services.patron_connection(conversation_id=conversation.pk, connected=True)

@@ -41,6 +41,11 @@ urlpatterns = [
         name="api_transcript",
     ),
     path(
+        "api/v1/conversations/<str:conversation>/email",
+        api.ConversationEmailView.as_view(),
+        name="api_conversation_email",
+    ),
+    path(
         "api/v1/conversations/<str:conversation>/ticket",
         api.ConversationTicketView.as_view(),
         name="api_conversation_ticket",

@@ -61,10 +61,11 @@ def loader_source() -> str:
     for code, _name in settings.LANGUAGES:
         with translation.override(code):
             strings[code] = _launcher_strings()
-    # The source's comment lines stay in the repository: every byte here goes to every page
-    # view of every library that embeds the chat.
+    # The source's comment lines and indentation stay in the repository: every byte here goes
+    # to every page view of every library that embeds the chat. (The loader has no multi-line
+    # strings, where indentation would matter.)
     source = "".join(
-        line
+        line.lstrip()
         for line in LOADER_PATH.read_text(encoding="utf-8").splitlines(keepends=True)
         if not line.lstrip().startswith("//")
     )
@@ -163,6 +164,8 @@ def panel_strings(retention_days: int) -> dict[str, str]:
         "ticketSent": _("Thank you. A librarian will answer by e-mail at %(email)s."),
         "ratingThanks": _("Thank you for your feedback."),
         "transcriptSent": _("The transcript is on its way to %(email)s."),
+        "transcriptTo": _("E-mail the transcript to %(email)s."),
+        "mailConfirmed": _("Once the chat has ended, its transcript can go to %(email)s."),
         "deleted": _("Your conversation has been deleted."),
         "newMessages": _("%(name)s: %(body)s"),
         "retention": ngettext(

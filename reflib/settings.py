@@ -301,6 +301,9 @@ SPECTACULAR_SETTINGS = {
 REFLIB_RATE_SESSION_START = env_rate("REFLIB_RATE_SESSION_START", "60/600")
 REFLIB_RATE_MESSAGES = env_rate("REFLIB_RATE_MESSAGES", "30/10")
 REFLIB_UPLOAD_MAX_BYTES = env_int("REFLIB_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# How long after a conversation ends its patron token still opens it for reading (a shared
+# public computer: the next person must not read the last chat).
+REFLIB_PATRON_TOKEN_WINDOW_S = env_int("REFLIB_PATRON_TOKEN_WINDOW_S", 900, minimum=0)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

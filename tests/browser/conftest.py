@@ -67,6 +67,7 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 10_000
 RECEIVE_TIMEOUT_S = 10.0
 PANEL_TITLE = "Chat with a librarian"
+FILLER = "<p>Opening hours, events, the catalogue and our databases.</p>"
 
 T = TypeVar("T")
 
@@ -104,12 +105,23 @@ class HostSite:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        # Another site than reflib's 127.0.0.1, as a library's own site is: the browser treats
+        # the widget's frame as third-party (NOTES.md: its own storage is denied).
+        return f"http://localhost:{self.server.server_address[1]}"
 
     def page(
-        self, reflib: str, queue: str = "demo/general", *, embed: bool = True, **options: str
+        self,
+        reflib: str,
+        queue: str = "demo/general",
+        *,
+        embed: bool = True,
+        title: str = "Springfield Public Library",
+        long: bool = False,
+        **options: str,
     ) -> str:
         """A page with the one-line embed (``options`` become data- attributes); its URL.
+
+        ``long`` makes it taller than any screen, so that it scrolls.
 
         The page's CSP allows reflib's origin exactly where the widget needs it, and no
         inline script or style anywhere.
@@ -124,10 +136,13 @@ class HostSite:
         body = (
             "<!doctype html>\n"
             '<html lang="en"><head><meta charset="utf-8">'
-            "<title>Springfield Public Library</title></head>\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title></head>\n"
             "<body><header><h1>Springfield Public Library</h1></header>\n"
             "<main><p>Open Monday to Saturday. Ask us anything.</p>"
-            '<p><a id="ask" href="#ask">Ask us a question</a></p></main>\n'
+            '<p><a id="ask" href="#ask">Ask us a question</a></p>'
+            f"{FILLER * (60 if long else 0)}"
+            "</main>\n"
             f"{script if embed else ''}</body></html>\n"
         )
         policy = (
@@ -223,7 +238,8 @@ class Watched:
         folder = os.environ.get("REFLIB_SCREENSHOTS")
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(folder) / f"widget-{state}.png"))
+            path = Path(folder) / f"widget-{state}.png"
+            self.page.screenshot(path=str(path), scale="css")
 
     def panel_frame(self) -> Frame:
         for frame in self.page.frames:
@@ -243,9 +259,9 @@ def context(browser: Browser, reflib: DaphneProcess) -> Iterator[BrowserContext]
         context.close()
 
 
-@pytest.fixture
-def watched(context: BrowserContext) -> Iterator[Watched]:
-    page = context.new_page()
+@contextmanager
+def watching(page: Page) -> Iterator[Watched]:
+    """The page, watched for script errors and refused CSP loads until the block ends."""
     watched = Watched(page)
 
     def console(message: Any) -> None:
@@ -258,6 +274,12 @@ def watched(context: BrowserContext) -> Iterator[Watched]:
     page.on("pageerror", lambda error: watched.problems.append(f"uncaught: {error}"))
     yield watched
     assert watched.problems == [], "the page reported problems"
+
+
+@pytest.fixture
+def watched(context: BrowserContext) -> Iterator[Watched]:
+    with watching(context.new_page()) as watched:
+        yield watched
 
 
 def axe_violations(target: Page | Frame, *, iframes: bool = True) -> list[dict[str, Any]]:
@@ -393,6 +415,25 @@ def send(panel: FrameLocator, text: str) -> None:
     box = panel.get_by_role("textbox", name="Message")
     box.fill(text)
     box.press("Enter")
+
+
+def ask(watched: Watched, question: str) -> FrameLocator:
+    """Open the panel from the launcher and start a chat; returns the panel."""
+    watched.page.get_by_role("button", name=ONLINE).click()
+    panel = watched.panel
+    panel.get_by_label("Question", exact=True).fill(question)
+    panel.get_by_role("button", name="Start chat").click()
+    expect(panel.get_by_role("status")).to_contain_text("You are number 1 in the queue.")
+    return panel
+
+
+def answered(watched: Watched, desk: Desk, question: str) -> tuple[FrameLocator, str]:
+    """A chat the librarian has accepted; returns the panel and the conversation's id."""
+    panel = ask(watched, question)
+    conversation = desk.next_waiting()
+    desk.accept(conversation)
+    expect(messages(panel).get_by_text("Lena joined the chat.")).to_be_visible()
+    return panel, conversation
 
 
 def png_file(path: Path) -> Path:

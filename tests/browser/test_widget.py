@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from PIL import Image
-from playwright.sync_api import FrameLocator, expect
+from playwright.sync_api import expect
 from pytest_django import Settings
 
 from chat import services
@@ -25,6 +25,8 @@ from tests.browser.conftest import (
     HostSite,
     Orm,
     Watched,
+    answered,
+    ask,
     axe_violations,
     messages,
     name,
@@ -42,25 +44,6 @@ def _fast_password_hashing(settings: Settings) -> None:
     # Here the test makes the librarian's session, so the daphne process never checks a
     # password (librarians who log in through the form need the default hashers).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def ask(watched: Watched, question: str) -> FrameLocator:
-    """Open the panel from the launcher and start a chat; returns the panel."""
-    watched.page.get_by_role("button", name=ONLINE).click()
-    panel = watched.panel
-    panel.get_by_label("Question", exact=True).fill(question)
-    panel.get_by_role("button", name="Start chat").click()
-    expect(panel.get_by_role("status")).to_contain_text("You are number 1 in the queue.")
-    return panel
-
-
-def answered(watched: Watched, desk: Desk, question: str) -> tuple[FrameLocator, str]:
-    """A chat the librarian has accepted; returns the panel and the conversation's id."""
-    panel = ask(watched, question)
-    conversation = desk.next_waiting()
-    desk.accept(conversation)
-    expect(messages(panel).get_by_text("Lena joined the chat.")).to_be_visible()
-    return panel, conversation
 
 
 def png(width: int = 24, height: int = 16) -> bytes:

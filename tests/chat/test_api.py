@@ -8,6 +8,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -17,6 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.forms.models import model_to_dict
 from django.test import Client
 from django.test.client import MULTIPART_CONTENT
+from django.utils import timezone
 from PIL import Image
 from pytest_django import Settings
 
@@ -452,6 +454,7 @@ TOKEN_ENDPOINTS = [
     ("post", "files", {}),
     ("post", "rating", {"score": 5}),
     ("post", "transcript", {"email": "pat@example.org"}),
+    ("post", "email", {"email": "pat@example.org"}),
     ("post", "ticket", {"email": "pat@example.org"}),
     ("delete", "", {}),
 ]
@@ -705,23 +708,106 @@ def test_a_score_outside_one_to_five_is_invalid(api: Client, chat: Chat, score: 
 # --- transcript ----------
 
 
-def test_the_transcript_is_emailed_to_the_address_given(
+def test_the_transcript_is_emailed_to_the_address_given_at_the_start(
     api: Client, chat: Chat, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(
             chat.url("transcript"),
-            {"email": "someone@example.org"},
+            {"email": "Pat@Example.org"},
             content_type=JSON,
             headers=chat.auth,
         )
 
     assert response.status_code == 202
-    assert response.json() == {"email": "someone@example.org"}
+    assert response.json() == {"email": "pat@example.org"}
     assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["someone@example.org"]
+    assert mail.outbox[0].to == ["pat@example.org"]
     assert "Demo Public Library" in mail.outbox[0].subject
     assert "Pat Patron: Do you have the 1911 census?" in mail.outbox[0].body
+
+
+def test_a_transcript_to_any_other_address_is_refused(
+    api: Client, chat: Chat, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    services.conversation_end_by_patron(conversation_id=chat.row.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            chat.url("transcript"),
+            {"email": "next.person@example.org"},
+            content_type=JSON,
+            headers=chat.auth,
+        )
+
+    assert set(assert_error(response, 400, "invalid")["fields"]) == {"email"}
+    assert mail.outbox == []
+
+
+def test_a_patron_confirms_an_address_inside_the_live_chat_and_the_transcript_goes_there(
+    api: Client, online: Presence, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    anonymous = start_chat(api)
+
+    confirmed = api.post(
+        anonymous.url("email"),
+        {"email": "sam@example.org"},
+        content_type=JSON,
+        headers=anonymous.auth,
+    )
+    services.conversation_end_by_patron(conversation_id=anonymous.row.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            anonymous.url("transcript"), {}, content_type=JSON, headers=anonymous.auth
+        )
+
+    assert confirmed.status_code == 200
+    assert confirmed.json() == {"email": "sam@example.org"}
+    assert response.status_code == 202
+    assert [message.to for message in mail.outbox] == [["sam@example.org"]]
+
+
+def test_a_confirmed_address_replaces_the_one_given_at_the_start(
+    api: Client, chat: Chat, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    api.post(chat.url("email"), {"email": "pat@work.example"}, content_type=JSON, headers=chat.auth)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        old = api.post(
+            chat.url("transcript"),
+            {"email": "pat@example.org"},
+            content_type=JSON,
+            headers=chat.auth,
+        )
+        new = api.post(chat.url("transcript"), {}, content_type=JSON, headers=chat.auth)
+
+    assert_error(old, 400, "invalid")
+    assert new.json() == {"email": "pat@work.example"}
+    assert [message.to for message in mail.outbox] == [["pat@work.example"]]
+
+
+def test_no_address_can_be_confirmed_once_the_chat_has_ended(api: Client, chat: Chat) -> None:
+    services.conversation_end_by_patron(conversation_id=chat.row.pk)
+
+    response = api.post(
+        chat.url("email"),
+        {"email": "next.person@example.org"},
+        content_type=JSON,
+        headers=chat.auth,
+    )
+
+    assert_error(response, 409, "closed")
+    assert chat.row.patron_email == "pat@example.org"
+
+
+@pytest.mark.parametrize("email", ["", "not an address", None])
+def test_confirming_something_that_is_not_an_address_is_invalid(
+    api: Client, chat: Chat, email: Any
+) -> None:
+    response = api.post(chat.url("email"), {"email": email}, content_type=JSON, headers=chat.auth)
+
+    assert set(assert_error(response, 400, "invalid")["fields"]) == {"email"}
+    assert chat.row.patron_email == "pat@example.org"
 
 
 def test_the_transcript_goes_to_the_address_given_at_the_start(
@@ -754,6 +840,72 @@ def test_transcripts_are_limited_per_conversation(
 
     assert statuses == [202] * 5 + [429]
     assert len(mail.outbox) == 5
+
+
+# --- the token after the chat has ended ----------
+
+
+def ended(chat: Chat, *, ago_s: int) -> None:
+    services.conversation_end_by_patron(conversation_id=chat.row.pk)
+    Conversation.objects.filter(public_id=chat.public_id).update(
+        closed_at=timezone.now() - timedelta(seconds=ago_s)
+    )
+
+
+def test_within_the_window_the_token_reads_rates_sends_the_transcript_and_deletes(
+    api: Client, chat: Chat, shared_file: str, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 600
+    ended(chat, ago_s=590)
+
+    downloaded, _content = download(api, shared_file, headers=chat.auth)
+    rated = api.post(chat.url("rating"), {"score": 4}, content_type=JSON, headers=chat.auth)
+    transcript = api.post(chat.url("transcript"), {}, content_type=JSON, headers=chat.auth)
+    erased = api.delete(chat.url(), headers=chat.auth)
+
+    assert [r.status_code for r in (downloaded, rated, transcript, erased)] == [200, 200, 202, 204]
+
+
+def test_after_the_window_the_token_no_longer_reads_the_conversation(
+    api: Client, chat: Chat, shared_file: str, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 600
+    ended(chat, ago_s=601)
+
+    downloaded, _content = download(api, shared_file, headers=chat.auth)
+    transcript = api.post(chat.url("transcript"), {}, content_type=JSON, headers=chat.auth)
+
+    assert_error(downloaded, 401, "unauthorized")
+    assert_error(transcript, 401, "unauthorized")
+    assert mail.outbox == []
+
+
+def test_after_the_window_the_patron_may_still_rate_and_delete_without_reading(
+    api: Client, chat: Chat, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 0
+    ended(chat, ago_s=0)
+
+    rated = api.post(chat.url("rating"), {"score": 2}, content_type=JSON, headers=chat.auth)
+    erased = api.delete(chat.url(), headers=chat.auth)
+
+    assert rated.json() == {"score": 2, "comment": ""}
+    assert erased.status_code == 204
+    assert chat.row.erased_at is not None
+
+
+def test_an_open_chat_reads_with_its_token_however_old_it_is(
+    api: Client, chat: Chat, shared_file: str, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 0
+    Conversation.objects.filter(public_id=chat.public_id).update(
+        created_at=timezone.now() - timedelta(days=3)
+    )
+
+    downloaded, content = download(api, shared_file, headers=chat.auth)
+
+    assert downloaded.status_code == 200
+    assert content == png_bytes()
 
 
 # --- a waiting chat becomes a ticket ----------

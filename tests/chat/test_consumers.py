@@ -151,6 +151,54 @@ async def test_patron_hello_with_an_unknown_token_is_closed_4401(
     assert await patron.close_code() == 4401
 
 
+def _ended(started: Started, *, ago_s: int) -> None:
+    services.conversation_end_by_patron(conversation_id=started.pk)
+    Conversation.objects.filter(pk=started.pk).update(
+        closed_at=timezone.now() - timedelta(seconds=ago_s)
+    )
+
+
+async def test_an_ended_chat_still_opens_for_its_patron_within_the_token_window(
+    cast: Cast, sockets: Sockets, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 600
+    started = await db(start)(cast.queue)
+    await db(_ended)(started, ago_s=590)
+
+    patron, welcome = await sockets.patron(started)
+    frames = await patron.drain()
+
+    assert welcome["status"] == "abandoned"
+    assert of_type(frames, "status")[-1]["status"] == "abandoned"
+
+
+async def test_after_the_token_window_hello_is_closed_4401(
+    cast: Cast, sockets: Sockets, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 600
+    started = await db(start)(cast.queue)
+    await db(_ended)(started, ago_s=601)
+    patron = await sockets.patron_socket()
+
+    await patron.send({"type": "hello", "token": started.token, "last_seq": 0})
+
+    assert await patron.close_code() == 4401
+
+
+async def test_an_open_chat_opens_however_long_ago_it_started(
+    cast: Cast, sockets: Sockets, settings: Settings
+) -> None:
+    settings.REFLIB_PATRON_TOKEN_WINDOW_S = 0
+    started = await db(start)(cast.queue)
+    await db(Conversation.objects.filter(pk=started.pk).update)(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+
+    _patron, welcome = await sockets.patron(started)
+
+    assert welcome["status"] == "queued"
+
+
 async def test_patron_who_says_no_hello_in_time_is_closed_4401(
     cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
 ) -> None:

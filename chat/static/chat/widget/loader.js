@@ -2,10 +2,19 @@
 //   <script src="https://DESK/widget.js" data-queue="LIB/QUEUE" async></script>
 // Options: data-position="bottom-left", data-color="#rrggbb", data-lang="es",
 // data-open-on-load, data-target="CSS selector" (a page element that opens the chat instead of
-// the floating button). The launcher says whether a librarian is online; the chat panel is an
-// iframe from reflib's origin, loaded on first use. The loader adds one global, window.reflib,
-// and keeps its look in a shadow root with a style sheet from reflib: it restyles nothing on
-// the page and needs no inline style, so it works under a strict Content-Security-Policy.
+// the floating button), data-storage="local" (see below). The launcher says whether a librarian
+// is online; the chat panel is an iframe from reflib's origin, loaded on first use. The loader
+// adds one global, window.reflib, and keeps its look in a shadow root with a style sheet from
+// reflib: it restyles nothing on the page and needs no inline style, so it works under a strict
+// Content-Security-Policy.
+// What the panel needs to resume (its conversation's token, an unsent draft) is kept here, in the
+// library page's own storage: a browser may deny the panel's cross-site frame any storage of its
+// own. sessionStorage by default, so that a chat ends with the tab (a shared public computer);
+// data-storage="local" keeps it in localStorage instead, shared by the site's tabs and kept
+// across browser restarts until the chat is over. It goes to the panel by postMessage, to
+// reflib's origin only, and is taken only from the frame this loader made.
+// On a small screen the open panel fills the visual viewport (so an on-screen keyboard never
+// covers the message box), the launcher hides and the page behind it does not scroll.
 (() => {
   const script = document.currentScript;
   const options = script ? script.dataset : {};
@@ -19,11 +28,19 @@
   const t = strings[lang] || strings.en;
   const color = /^#([\da-f]{3}){1,2}$/i.test(options.color || "") ? options.color : "";
   const key = "reflib:" + queue;
+  const small = matchMedia("(max-width: 600px)");
+  const viewport = window.visualViewport;
+  const page = document.documentElement.style;
+  let store;
+  let saved = {};
+  try {
+    store = options.storage === "local" ? localStorage : sessionStorage;
+    saved = JSON.parse(store.getItem(key)) || {};
+  } catch {}
   let launcher;
   let frame;
   let ready = false;
   let shown = false;
-  let active = false;
   // Focus moves into the panel only when the patron opened it, never on a page load.
   let focusPanel = false;
 
@@ -73,17 +90,23 @@
     document.body.append(host);
     status();
     setInterval(() => document.hidden || status(), 60000);
-    let saved = null;
-    try {
-      saved = sessionStorage.getItem(key);
-    } catch {}
-    // A conversation was going on before a reload: bring it back as it was.
-    if (saved) {
-      active = true;
-      load();
-    }
+    // A conversation was going on before a reload or on the site's previous page: bring it
+    // back as it was.
+    if (saved.state) load();
     const openOnLoad = options.openOnLoad !== undefined && options.openOnLoad !== "false";
-    if (saved === "open" || (!saved && openOnLoad)) show(true, false);
+    if (saved.open || (!saved.state && openOnLoad)) show(true, false);
+    // The visual viewport changes with an on-screen keyboard, a zoom or a rotation.
+    for (const type of ["resize", "scroll"]) viewport && viewport.addEventListener(type, fit);
+  }
+
+  // The open panel on a small screen: exactly the visible part of the page.
+  function fit() {
+    const full = shown && small.matches;
+    box.classList.toggle("full", full);
+    if (full && viewport) {
+      box.style.setProperty("--top", viewport.offsetTop + "px");
+      box.style.setProperty("--height", viewport.height + "px");
+    }
   }
 
   function status() {
@@ -123,6 +146,10 @@
     shown = on;
     if (frame) frame.hidden = !on;
     launcher.setAttribute("aria-expanded", on);
+    // Only on a small screen, and only when the patron opens or closes the chat: the page's
+    // own scrolling is left alone otherwise.
+    if (small.matches) page.overflow = on ? "hidden" : "";
+    fit();
     remember();
     focusPanel = on && moveFocus;
     if (ready) post();
@@ -130,15 +157,21 @@
   }
 
   function post() {
-    const message = { reflib: shown ? "open" : "hide", focus: focusPanel, page: location.href };
+    const message = {
+      reflib: shown ? "open" : "hide",
+      focus: focusPanel,
+      page: location.href,
+      state: saved.state,
+    };
     frame.contentWindow.postMessage(message, origin);
     focusPanel = false;
   }
 
   function remember() {
+    saved.open = shown;
     try {
-      if (active) sessionStorage.setItem(key, shown ? "open" : "closed");
-      else sessionStorage.removeItem(key);
+      if (saved.state) store.setItem(key, JSON.stringify(saved));
+      else store.removeItem(key);
     } catch {}
   }
 
@@ -154,8 +187,8 @@
     } else if (message.reflib === "unread") {
       const title = document.title.replace(/^\(\d+\) /, "");
       document.title = message.count > 0 ? "(" + message.count + ") " + title : title;
-    } else if (message.reflib === "active") {
-      active = !!message.on;
+    } else if (message.reflib === "save") {
+      saved.state = message.state;
       remember();
     }
   });

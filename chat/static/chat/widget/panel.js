@@ -1,8 +1,13 @@
 // The patron's chat panel (SPEC §1.1), framed by the loader from reflib's own origin.
 // Views: the question form (a ticket form while nobody is online), the sent note, and the
 // conversation, which turns into the rating/transcript/delete panel when the chat ends.
-// The token lives in this frame's own localStorage, keyed by queue, so a reload of the library's
-// page brings the conversation back; it is forgotten after the rating, a deletion or a new chat.
+// What a reload or the library site's next page needs to carry on (the token, the e-mail address
+// for a transcript, an unsent draft) is handed to the loader, which keeps it in the library
+// page's own storage: a browser may give this cross-site frame no storage at all. Opened on its
+// own, not framed, the panel keeps it in its own localStorage instead.
+// On a shared public computer the next person must not find the chat: once it has ended, the
+// panel forgets it after the rating, a deletion, a new chat, or a short idle time (FORGET_MS),
+// and the server stops honouring the token for reading soon after (REFLIB_PATRON_TOKEN_WINDOW_S).
 
 import { request, upload } from "./http.js";
 import { Link } from "./link.js";
@@ -17,8 +22,11 @@ const storeKey = "reflib:" + config.queue;
 const framed = parent !== window && config.parentOrigin !== "";
 const views = ["v-loading", "v-form", "v-sent", "v-chat"];
 const FINAL = ["closed", "abandoned", "missed", "ticket"];
+const FORGET_MS = 120000;
 
-let session = remembered();
+let session = null;
+let begun = false;
+let forgetting = null;
 let link = null;
 let log = null;
 let current = "v-loading";
@@ -38,7 +46,7 @@ let typingIdle = null;
 let typingShown = null;
 let audio = null;
 
-function remembered() {
+function stored() {
   try {
     return JSON.parse(localStorage.getItem(storeKey));
   } catch {
@@ -46,12 +54,30 @@ function remembered() {
   }
 }
 
-function remember(value) {
+function save() {
+  const draft = $(session ? "message" : "question").value;
+  const state = session && !session.rated ? { ...session, draft } : draft ? { draft } : null;
+  if (framed) return tell({ reflib: "save", state });
   try {
-    if (value) localStorage.setItem(storeKey, JSON.stringify(value));
+    if (state) localStorage.setItem(storeKey, JSON.stringify(state));
     else localStorage.removeItem(storeKey);
   } catch {}
-  tell({ reflib: "active", on: !!value });
+}
+
+// The first word from the loader carries what it kept; a chat that ended and was left alone
+// for FORGET_MS is not brought back.
+function begin(state) {
+  begun = true;
+  state = state || {};
+  if (state.token && !(state.idle && Date.now() - state.idle > FORGET_MS)) {
+    session = { id: state.id, token: state.token, email: state.email || "", idle: state.idle };
+    connect();
+    $("message").value = state.draft || "";
+  } else {
+    $("question").value = state.token ? "" : state.draft || "";
+    save();
+    showForm();
+  }
 }
 
 // --- the loader on the library's page ----------
@@ -64,6 +90,7 @@ addEventListener("message", (event) => {
   if (!framed || event.source !== parent || event.origin !== config.parentOrigin) return;
   const message = event.data || {};
   if (typeof message.page === "string" && /^https?:\/\//.test(message.page)) pageUrl = message.page;
+  if (!begun) begin(message.state);
   if (message.reflib === "open") {
     shown = true;
     focusAllowed = focusAllowed || !!message.focus;
@@ -118,7 +145,22 @@ for (const type of ["pointerdown", "keydown"]) {
   addEventListener(type, () => {
     focusAllowed = true;
     if (!audio && window.AudioContext) audio = new AudioContext();
+    if (session && session.idle) idleSince(Date.now());
   });
+}
+
+// After the end, the chat is forgotten once nobody has touched the panel for FORGET_MS.
+function idleSince(time) {
+  session.idle = time;
+  save();
+  clearTimeout(forgetting);
+  forgetting = setTimeout(
+    () => {
+      forget();
+      showForm();
+    },
+    time + FORGET_MS - Date.now(),
+  );
 }
 
 function beep() {
@@ -229,6 +271,7 @@ $("ask").addEventListener("submit", async (event) => {
     $("ask-submit").disabled = false;
     if (response.status !== 201) return problem("ask-error", response);
     form.reset();
+    save();
     $("sent-note").textContent = format(t.ticketSent, { email });
     view("v-sent");
     focusView();
@@ -240,9 +283,9 @@ $("ask").addEventListener("submit", async (event) => {
   $("ask-submit").disabled = false;
   if (response.status === 201) {
     form.reset();
-    session = { id: response.body.conversation, token: response.body.token };
-    remember(session);
+    session = { id: response.body.conversation, token: response.body.token, email };
     connect();
+    save();
   } else if (response.status === 409 && response.body.error === "offline") {
     setMode("ticket");
     error("ask-error", t.offline + " " + t.offlineHelp);
@@ -263,7 +306,9 @@ function forget() {
   if (link) link.stop();
   link = null;
   session = null;
-  remember(null);
+  clearTimeout(forgetting);
+  log.clear();
+  save();
 }
 
 // --- the conversation ----------
@@ -277,9 +322,12 @@ function connect() {
   readSent = 0;
   for (const id of ["ended", "queue", "offer", "typing"]) $(id).hidden = true;
   $("v-chat").classList.remove("over");
-  for (const id of ["composer", "rating-done", "transcript-done"]) $(id).hidden = false;
+  for (const id of ["composer", "mail", "rating-done", "transcript-done"]) $(id).hidden = false;
   $("rating").reset();
-  for (const id of ["rating-done", "transcript-done", "ended-error", "composer-error"]) error(id, "");
+  $("mail").open = false;
+  $("mail-email").value = session.email;
+  const notes = ["rating-done", "transcript-done", "mail-done"];
+  for (const id of [...notes, "ended-error", "composer-error", "mail-error"]) error(id, "");
   state(t.connecting);
   view("v-chat");
   focusView();
@@ -319,7 +367,7 @@ function received(frame) {
     if (frame.from === "librarian") typing(false);
     if (frame.action === "offer_ticket" && status === "queued") {
       $("offer").hidden = false;
-      $("offer-email").value = $("offer-email").value || email;
+      $("offer-email").value = $("offer-email").value || session.email;
     }
     if (news && frame.seq > replayedUpTo) {
       announce(news);
@@ -360,15 +408,18 @@ function changed(frame, live) {
 }
 
 function ended(live) {
-  for (const id of ["composer", "queue", "offer", "typing"]) $(id).hidden = true;
+  for (const id of ["composer", "queue", "offer", "typing", "mail"]) $(id).hidden = true;
+  if (!session.idle) idleSince(Date.now());
+  else idleSince(session.idle);
   $("v-chat").classList.add("over");
   const closed = status === "closed";
   $("ended").hidden = false;
   $("ended-note").textContent = closed ? "" : t[status];
   $("rating").hidden = !closed;
-  $("transcript").hidden = !closed;
+  $("transcript").hidden = !closed || !session.email;
+  $("transcript-to").textContent = format(t.transcriptTo, { email: session.email });
+  $("no-transcript").hidden = !closed || !!session.email;
   $("delete").hidden = false;
-  $("transcript-email").value = email;
   if (live) focusView();
 }
 
@@ -429,7 +480,10 @@ $("message").addEventListener("keydown", (event) => {
   }
 });
 
+$("question").addEventListener("input", save);
+
 $("message").addEventListener("input", () => {
+  save();
   if (!link) return;
   if (Date.now() - typingSent > 3000 && link.send({ type: "typing", active: true })) {
     typingSent = Date.now();
@@ -447,6 +501,7 @@ $("composer").addEventListener("submit", (event) => {
   log.pending(clientMsgId, body);
   link.say(clientMsgId, body);
   $("message").value = "";
+  save();
   stopTyping();
 });
 
@@ -479,14 +534,31 @@ $("end").addEventListener("click", () => {
 
 $("offer").addEventListener("submit", async (event) => {
   event.preventDefault();
-  email = $("offer-email").value.trim();
+  const address = $("offer-email").value.trim();
   error("offer-error", "");
   // The conversation's status event ("ticket") follows over the socket.
   const response = await request("POST", conversationUrl("ticket"), {
-    body: { email },
+    body: { email: address },
     token: session.token,
   });
-  if (response.status !== 201) problem("offer-error", response);
+  if (response.status !== 201) return problem("offer-error", response);
+  session.email = address;
+  save();
+});
+
+// A transcript goes only to an address given at the start or confirmed here, during the chat.
+$("mail-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  error("mail-error", "");
+  error("mail-done", "");
+  const response = await request("POST", conversationUrl("email"), {
+    body: { email: $("mail-email").value.trim() },
+    token: session.token,
+  });
+  if (response.status !== 200) return problem("mail-error", response);
+  session.email = response.body.email;
+  save();
+  error("mail-done", format(t.mailConfirmed, { email: session.email }));
 });
 
 // --- after the chat ----------
@@ -503,14 +575,15 @@ $("rating").addEventListener("submit", async (event) => {
   form.hidden = true;
   error("rating-done", t.ratingThanks);
   // Rated: a reload starts afresh. The token stays in memory for a transcript or a deletion.
-  remember(null);
+  session.rated = true;
+  save();
 });
 
 $("transcript").addEventListener("submit", async (event) => {
   event.preventDefault();
   error("ended-error", "");
   const response = await request("POST", conversationUrl("transcript"), {
-    body: { email: $("transcript-email").value.trim() },
+    body: {},
     token: session.token,
   });
   if (response.status !== 202) return problem("ended-error", response);
@@ -522,7 +595,6 @@ $("delete").addEventListener("click", async () => {
   const response = await request("DELETE", conversationUrl(""), { token: session.token });
   if (response.status !== 204) return problem("ended-error", response);
   forget();
-  log.clear();
   for (const id of ["rating", "transcript", "delete", "rating-done", "transcript-done"]) {
     $(id).hidden = true;
   }
@@ -546,7 +618,6 @@ if (color) {
   document.documentElement.style.setProperty("--on-accent", readableOn(color));
 }
 log = new Log($("log"), t, (id, answer) => !!link && link.send({ type: "checkin_answer", id, answer }));
-if (session && session.token) connect();
-else showForm();
+// Framed, the panel waits for the loader's first word (with what it kept) before it starts.
+if (!framed) begin(stored());
 tell({ reflib: "ready" });
-tell({ reflib: "active", on: !!session });
