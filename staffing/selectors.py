@@ -11,18 +11,21 @@ of their date: the target's own rows first, else the library-wide ones (a public
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from reflib.models import Library, Queue, ServicePoint, display_name
 from staffing import wallclock
-from staffing.models import Assignment, OpeningHours, Shift, SpecialDay
+from staffing.models import Assignment, CalendarFeed, OpeningHours, Shift, SpecialDay
 
 Interval = tuple[datetime, datetime]
 
@@ -302,3 +305,35 @@ def staffed_hours_by_hour_of_week(
         ):
             totals[(local.weekday(), local.hour)] += length
     return dict(totals)
+
+
+# The personal calendar feed
+
+
+def feed_secret_of(feed: CalendarFeed) -> str:
+    """The secret of a feed, derived from its stored nonce and the installation's key, so that
+    the database alone (a dump, a backup) does not give the URL away."""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"staffing-feed:{feed.nonce}".encode(), hashlib.sha256
+    )
+    return digest.hexdigest()
+
+
+def feed_secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def feed_secret(*, user: User) -> str | None:
+    """``user``'s current feed secret, None until they have one (services.calendar_feed_reset)."""
+    feed = CalendarFeed.objects.filter(user=user).first()
+    return feed_secret_of(feed) if feed is not None else None
+
+
+def feed_user(*, secret: str) -> User | None:
+    """The active user whose feed ``secret`` this is, or None."""
+    feed = (
+        CalendarFeed.objects.filter(token_hash=feed_secret_hash(secret), user__is_active=True)
+        .select_related("user")
+        .first()
+    )
+    return feed.user if feed is not None else None

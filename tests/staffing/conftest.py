@@ -7,11 +7,12 @@ meets daylight saving on the real dates (8 March and 1 November 2026).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from pytest_django import Settings
 
 from reflib.models import Role, ServicePoint
@@ -93,3 +94,9 @@ def desk(cast: Cast) -> Desk:
 def ny(day: date, at: time) -> datetime:
     """An aware instant of New York wall time."""
     return datetime.combine(day, at, tzinfo=ZoneInfo("America/New_York"))
+
+
+def next_monday(weeks: int = 1) -> date:
+    """A Monday ``weeks`` weeks ahead in New York: swaps and claims need future shifts."""
+    today = timezone.now().astimezone(ZoneInfo("America/New_York")).date()
+    return today + timedelta(days=7 * weeks - today.weekday())
