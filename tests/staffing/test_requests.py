@@ -43,7 +43,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _mails() -> list[tuple[list[str], str]]:
-    return [(sorted(message.to), message.subject) for message in mail.outbox]
+    return [(sorted(message.to), str(message.subject)) for message in mail.outbox]
 
 
 def _ask_off(desk: Desk) -> Any:
