@@ -98,17 +98,15 @@ def coverage(*, library: Library, start: date, end: date) -> list[PointCoverage]
         result = PointCoverage(service_point=point)
         required = rostered = 0
         moments = sorted(changes.get(point.pk, {}).items())
-        for (moment, (add_required, add_rostered)), following in zip(
-            moments, [*moments[1:], None], strict=True
-        ):
+        for index, (moment, (add_required, add_rostered)) in enumerate(moments[:-1]):
             required += add_required
             rostered += add_rostered
-            if following is None or rostered >= required:
+            if rostered >= required:
                 continue
-            until = following[0]
+            until = moments[index + 1][0]
             last = result.gaps[-1] if result.gaps else None
             if (
-                last
+                last is not None
                 and last.end == moment
                 and (last.required, last.rostered) == (required, rostered)
             ):
