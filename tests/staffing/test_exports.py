@@ -180,6 +180,7 @@ def test_the_roster_csv_url_serves_the_librarys_managers(desk: Desk) -> None:
     assert response.content.decode().splitlines()[1] == "2026-11-02,09:00,13:00,Main desk,Lena"
 
 
+@pytest.mark.urls("tests.staffing.admin_urls")
 def test_the_roster_csv_url_is_closed_to_other_libraries_and_to_librarians(desk: Desk) -> None:
     dates = {"from": "2026-11-02", "to": "2026-11-08"}
     other_manager = staff_upsert(
