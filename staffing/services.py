@@ -167,7 +167,7 @@ def roster_generate(
     now = now or timezone.now()
     changes = RosterChanges()
     # Locking the templates serialises two generations of the same library.
-    templates = ShiftTemplate.objects.select_for_update().filter(library=library)
+    templates = ShiftTemplate.objects.select_for_update(of=("self",)).filter(library=library)
     for template in templates.select_related("library").order_by("pk"):
         _sync_template(template, start, end, now, changes)
     changes.created.sort(key=lambda shift: (shift.start, shift.service_point_id))
@@ -222,7 +222,7 @@ def shift_cancel(*, shift: Shift, by: User) -> list[Assignment]:
     """Cancel a shift; the people on it are told and their calendars show it cancelled."""
     _require_manager(by, shift.library)
     shift = (
-        Shift.objects.select_for_update()
+        Shift.objects.select_for_update(of=("self",))
         .select_related("library", "service_point")
         .get(pk=shift.pk)
     )
@@ -247,7 +247,7 @@ def shift_cancel(*, shift: Shift, by: User) -> list[Assignment]:
 
 def _locked_shift(shift: Shift) -> Shift:
     return (
-        Shift.objects.select_for_update()
+        Shift.objects.select_for_update(of=("self",))
         .select_related("library", "service_point")
         .get(pk=shift.pk)
     )
@@ -266,6 +266,9 @@ def _assign(*, shift: Shift, user: User, by: User | None, override_note: str) ->
     current = Assignment.objects.filter(shift=shift, user=user).first()
     if current is not None and current.status == AssignmentStatus.ASSIGNED:
         raise ValidationError(_("%(name)s is already on this shift.") % {"name": emails.name(user)})
+    # The person's row lock serialises assignments of one person: two managers putting them
+    # on overlapping shifts at once would each see no double booking.
+    User.objects.select_for_update().filter(pk=user.pk).first()
     taken = shift.assignments.filter(status=AssignmentStatus.ASSIGNED).count()
     if taken >= shift.max_staff:
         raise ValidationError(_("This shift is full (%(max)s people).") % {"max": shift.max_staff})
@@ -323,7 +326,7 @@ def _remove(assignment: Assignment) -> None:
 def shift_unassign(*, assignment: Assignment, by: User, reason: str = "") -> Assignment:
     """Take a person off a shift; the record stays (removed) for their calendar feed."""
     assignment = (
-        Assignment.objects.select_for_update()
+        Assignment.objects.select_for_update(of=("self",))
         .select_related("shift__library", "shift__service_point", "user")
         .get(pk=assignment.pk)
     )
@@ -449,7 +452,7 @@ def time_off_request(
 
 def _locked_request(request: TimeOffRequest, by: User) -> TimeOffRequest:
     request = (
-        TimeOffRequest.objects.select_for_update()
+        TimeOffRequest.objects.select_for_update(of=("self",))
         .select_related("library", "user")
         .get(pk=request.pk)
     )
@@ -558,7 +561,7 @@ def _colleagues(library: Library, *, besides: Iterable[int]) -> list[User]:
 def swap_offer(*, assignment: Assignment, by: User, note: str = "") -> SwapOffer:
     """Offer one's own future assignment to colleagues, who are told."""
     assignment = (
-        Assignment.objects.select_for_update()
+        Assignment.objects.select_for_update(of=("self",))
         .select_related("shift__library", "shift__service_point")
         .get(pk=assignment.pk)
     )
@@ -588,7 +591,7 @@ def swap_offer(*, assignment: Assignment, by: User, note: str = "") -> SwapOffer
 
 def _locked_offer(offer: SwapOffer) -> SwapOffer:
     return (
-        SwapOffer.objects.select_for_update()
+        SwapOffer.objects.select_for_update(of=("self",))
         .select_related(
             "assignment__shift__library", "assignment__shift__service_point", "assignment__user"
         )
@@ -774,7 +777,9 @@ def shift_claim(*, shift: Shift, by: User) -> ShiftClaim:
 
 
 def _locked_claim(claim: ShiftClaim, by: User) -> tuple[ShiftClaim, Shift]:
-    claim = ShiftClaim.objects.select_for_update().select_related("user").get(pk=claim.pk)
+    claim = (
+        ShiftClaim.objects.select_for_update(of=("self",)).select_related("user").get(pk=claim.pk)
+    )
     shift = _locked_shift(claim.shift)
     _require_manager(by, shift.library)
     if claim.status != RequestStatus.PENDING:
