@@ -8,13 +8,14 @@ through :mod:`staffing.selectors` and :mod:`staffing.pages`, and write only thro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -549,37 +550,51 @@ def approvals(request: HttpRequest, library: str) -> HttpResponse:
     return render(request, "staffing/approvals.html", context)
 
 
+# (kind, action) -> the model of the request and the service that decides it; the note of an
+# approval overrides the conflicts the approved assignment may have.
+DECISIONS: dict[tuple[str, str], tuple[type[Model], Callable[[Any, User, str], object]]] = {
+    ("time-off", "approve"): (
+        TimeOffRequest,
+        lambda item, by, note: services.time_off_approve(request=item, by=by, note=note),
+    ),
+    ("time-off", "decline"): (
+        TimeOffRequest,
+        lambda item, by, note: services.time_off_deny(request=item, by=by, note=note),
+    ),
+    ("swap", "approve"): (
+        SwapOffer,
+        lambda item, by, note: services.swap_approve(offer=item, by=by, override_note=note),
+    ),
+    ("swap", "decline"): (
+        SwapOffer,
+        lambda item, by, note: services.swap_decline(offer=item, by=by, note=note),
+    ),
+    ("claim", "approve"): (
+        ShiftClaim,
+        lambda item, by, note: services.shift_claim_approve(claim=item, by=by, override_note=note),
+    ),
+    ("claim", "decline"): (
+        ShiftClaim,
+        lambda item, by, note: services.shift_claim_decline(claim=item, by=by, note=note),
+    ),
+}
+
+
 @require_POST
 @librarian_required
 def decide(request: HttpRequest, library: str, kind: str, pk: int, action: str) -> HttpResponse:
     found = _managed(request, library)
     by = staff_user(request)
-    if action not in ("approve", "decline"):
-        raise Http404("No such decision.")
     form = NoteForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
     approve = action == "approve"
+    decision = DECISIONS.get((kind, action))
+    if decision is None:
+        raise Http404("No such request.")
+    model, decide_with = decision
+    target = get_object_or_404(model.objects.for_library(found), pk=pk)  # type: ignore[attr-defined]
     try:
-        if kind == "time-off":
-            time_off = get_object_or_404(TimeOffRequest.objects.for_library(found), pk=pk)
-            if approve:
-                services.time_off_approve(request=time_off, by=by, note=note)
-            else:
-                services.time_off_deny(request=time_off, by=by, note=note)
-        elif kind == "swap":
-            offer = get_object_or_404(SwapOffer.objects.for_library(found), pk=pk)
-            if approve:
-                services.swap_approve(offer=offer, by=by, override_note=note)
-            else:
-                services.swap_decline(offer=offer, by=by, note=note)
-        elif kind == "claim":
-            claim = get_object_or_404(ShiftClaim.objects.for_library(found), pk=pk)
-            if approve:
-                services.shift_claim_approve(claim=claim, by=by, override_note=note)
-            else:
-                services.shift_claim_decline(claim=claim, by=by, note=note)
-        else:
-            raise Http404("No such request.")
+        decide_with(target, by, note)
     except services.ConflictError as error:
         messages.error(
             request,
