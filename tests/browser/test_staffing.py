@@ -30,7 +30,8 @@ from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
 from chat import services as chat_services
-from chat.models import PresenceState
+from chat.models import Presence, PresenceState
+from chat.selectors import presence_of
 from reflib.models import Role
 from reflib.services import staff_upsert
 from staffing import services
@@ -45,7 +46,8 @@ from staffing.models import (
 )
 from staffing.wallclock import local_instant
 from tests import live
-from tests.browser.conftest import Browsers, Orm
+from tests.browser.conftest import Browsers, Orm, go_available
+from tests.browser.conftest import log_in as desk_log_in
 from tests.chat.roster import on_shift, points
 from tests.conftest import PASSWORD, Cast
 from tests.live import ROOT, DaphneProcess, free_port
@@ -303,3 +305,27 @@ def test_a_swap_goes_from_offer_to_claim_to_approval_through_the_pages_with_its_
     shift_id = orm(Assignment.objects.get, pk=data["assignment"]).shift_id
     holder = orm(Assignment.objects.active().get, shift_id=shift_id).user_id
     assert holder == data["cleo"].pk
+
+
+def test_the_desk_warns_when_my_shift_ends_and_i_can_say_i_stay(
+    browsers: Browsers, orm: Orm, cast: Cast
+) -> None:
+    now = timezone.now()
+    end = now + timedelta(seconds=8)
+    orm(lambda: on_shift(cast.librarian, points(cast).chat, end - timedelta(hours=2), hours=2))
+    page = desk_log_in(browsers.new(), "lena")
+    shift = page.locator("#shift")
+    expect(shift).to_contain_text("Chat, ")
+    go_available(page)
+
+    warning = page.get_by_role("alert").filter(has_text="Your shift has ended.")
+    expect(warning).to_be_visible(timeout=20_000)
+    assert_no_axe_violations(page)
+    warning.get_by_role("button", name="I'm staying").click()
+
+    expect(shift).to_contain_text("you said you are staying")
+    expect(warning).to_have_count(0)
+    later = end + timedelta(hours=1)
+    orm(lambda: Presence.objects.filter(user=cast.librarian).update(seen_at=later))
+    assert orm(chat_services.sweep, now=later).shifts_ended == 0
+    assert orm(presence_of, cast.librarian) == PresenceState.AVAILABLE
