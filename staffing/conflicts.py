@@ -109,6 +109,11 @@ class Person:
     weekly_rows: list[Availability] = field(default_factory=list)
     exceptions: dict[date, list[AvailabilityException]] = field(default_factory=dict)
     time_off: list[Interval] = field(default_factory=list)
+    # (date, end) of a booking -> (available spans, unavailable spans) around it: auto-fill
+    # asks about the same shift for every candidate.
+    spans: dict[tuple[date, datetime], tuple[list[Interval], list[Interval]]] = field(
+        default_factory=dict
+    )
 
     @property
     def has_stated_availability(self) -> bool:
@@ -253,98 +258,143 @@ def _covered(span: Interval, spans: list[Interval]) -> bool:
 
 def is_within_availability(book: RuleBook, person: Person, booking: Booking) -> bool:
     span = (booking.start, booking.end)
-    first = booking.date - timedelta(days=1)
-    last = booking.end.astimezone(book.zone).date()
-    if any(_overlaps(span, off) for off in _unavailable_spans(person, first, last, book.zone)):
+    key = (booking.date, booking.end)
+    if key not in person.spans:
+        first = booking.date - timedelta(days=1)
+        last = booking.end.astimezone(book.zone).date()
+        person.spans[key] = (
+            _available_spans(person, first, last, book.zone),
+            _unavailable_spans(person, first, last, book.zone),
+        )
+    available, unavailable = person.spans[key]
+    if any(_overlaps(span, off) for off in unavailable):
         return False
     if not person.has_stated_availability:
         return True
-    return _covered(span, _available_spans(person, first, last, book.zone))
+    return _covered(span, available)
 
 
-def check(book: RuleBook, user_id: int, booking: Booking) -> list[Conflict]:
-    """The conflicts of putting ``user_id`` on ``booking``; the person's own assignment to
-    the same shift (if any) does not count against it."""
-    person = book.person(user_id)
-    zone = book.zone
-    span = (booking.start, booking.end)
-    others = [b for b in person.bookings if b.shift_id != booking.shift_id]
-    conflicts: list[Conflict] = []
+@dataclass(frozen=True)
+class Candidate:
+    """One question to the rules: ``person`` on ``booking``, against their other bookings
+    (their own assignment to the same shift, if any, does not count)."""
 
-    for other in others:
-        if _overlaps(span, (other.start, other.end)):
+    book: RuleBook
+    person: Person
+    booking: Booking
+    others: list[Booking]
+
+    @property
+    def span(self) -> Interval:
+        return (self.booking.start, self.booking.end)
+
+
+def _double_booking(c: Candidate) -> Conflict | None:
+    zone = c.book.zone
+    for other in c.others:
+        if _overlaps(c.span, (other.start, other.end)):
             where = (
                 _("another shift %(start)s-%(end)s")
                 % {"start": _local(other.start, zone), "end": f"{other.end.astimezone(zone):%H:%M}"}
-                if other.library_id == book.library.pk
+                if other.library_id == c.book.library.pk
                 else _("a shift of another library at that time")
             )
-            conflicts.append(
-                Conflict(ConflictKind.DOUBLE_BOOKING, _("Already on %(where)s.") % {"where": where})
+            return Conflict(
+                ConflictKind.DOUBLE_BOOKING, _("Already on %(where)s.") % {"where": where}
             )
-            break
+    return None
 
-    if not is_within_availability(book, person, booking):
-        conflicts.append(
-            Conflict(
-                ConflictKind.OUTSIDE_AVAILABILITY,
-                _("Not available %(start)s-%(end)s.")
-                % {
-                    "start": _local(booking.start, zone),
-                    "end": f"{booking.end.astimezone(zone):%H:%M}",
-                },
-            )
-        )
 
-    for off in person.time_off:
-        if _overlaps(span, off):
-            conflicts.append(
-                Conflict(
-                    ConflictKind.TIME_OFF,
-                    _("Approved time off %(start)s to %(end)s.")
-                    % {"start": _local(off[0], zone), "end": _local(off[1], zone)},
-                )
-            )
-            break
-
-    week_start = booking.date - timedelta(days=booking.date.weekday())
-    week_end = week_start + timedelta(days=6)
-    week_hours = booking.hours + sum(
-        other.hours
-        for other in others
-        if other.library_id == book.library.pk and week_start <= other.date <= week_end
+def _outside_availability(c: Candidate) -> Conflict | None:
+    if is_within_availability(c.book, c.person, c.booking):
+        return None
+    zone = c.book.zone
+    return Conflict(
+        ConflictKind.OUTSIDE_AVAILABILITY,
+        _("Not available %(start)s-%(end)s.")
+        % {
+            "start": _local(c.booking.start, zone),
+            "end": f"{c.booking.end.astimezone(zone):%H:%M}",
+        },
     )
-    if week_hours > person.hour_limit + 1e-9:
-        conflicts.append(
-            Conflict(
-                ConflictKind.WEEKLY_HOURS,
-                _("%(hours)s h in the week of %(week)s, over the limit of %(limit)s h.")
-                % {
-                    "hours": f"{week_hours:g}",
-                    "week": f"{week_start:%d %b}",
-                    "limit": f"{person.hour_limit:g}",
-                },
-            )
-        )
 
-    for other in others:
-        if other.date == booking.date or _overlaps(span, (other.start, other.end)):
+
+def _time_off(c: Candidate) -> Conflict | None:
+    for off in c.person.time_off:
+        if _overlaps(c.span, off):
+            zone = c.book.zone
+            return Conflict(
+                ConflictKind.TIME_OFF,
+                _("Approved time off %(start)s to %(end)s.")
+                % {"start": _local(off[0], zone), "end": _local(off[1], zone)},
+            )
+    return None
+
+
+def _weekly_hours(c: Candidate) -> Conflict | None:
+    day = c.booking.date
+    week_start = day - timedelta(days=day.weekday())
+    week_end = week_start + timedelta(days=6)
+    week_hours = c.booking.hours + sum(
+        other.hours
+        for other in c.others
+        if other.library_id == c.book.library.pk and week_start <= other.date <= week_end
+    )
+    if week_hours <= c.person.hour_limit + 1e-9:
+        return None
+    return Conflict(
+        ConflictKind.WEEKLY_HOURS,
+        _("%(hours)s h in the week of %(week)s, over the limit of %(limit)s h.")
+        % {
+            "hours": f"{week_hours:g}",
+            "week": f"{week_start:%d %b}",
+            "limit": f"{c.person.hour_limit:g}",
+        },
+    )
+
+
+def _rest(c: Candidate) -> Conflict | None:
+    booking = c.booking
+    for other in c.others:
+        if other.date == booking.date or _overlaps(c.span, (other.start, other.end)):
             continue
         gap = booking.start - other.end if other.end <= booking.start else other.start - booking.end
-        if gap < book.min_rest:
-            conflicts.append(
-                Conflict(
-                    ConflictKind.REST,
-                    _("Only %(gap)s h of rest next to the shift %(start)s (minimum %(rest)s h).")
-                    % {
-                        "gap": f"{gap.total_seconds() / 3600:g}",
-                        "start": _local(other.start, zone),
-                        "rest": f"{book.min_rest.total_seconds() / 3600:g}",
-                    },
-                )
+        if gap < c.book.min_rest:
+            return Conflict(
+                ConflictKind.REST,
+                _("Only %(gap)s h of rest next to the shift %(start)s (minimum %(rest)s h).")
+                % {
+                    "gap": f"{gap.total_seconds() / 3600:g}",
+                    "start": _local(other.start, c.book.zone),
+                    "rest": f"{c.book.min_rest.total_seconds() / 3600:g}",
+                },
             )
-            break
-    return conflicts
+    return None
+
+
+# In the order they are reported.
+RULES = [_double_booking, _outside_availability, _time_off, _weekly_hours, _rest]
+# Auto-fill asks only whether there is any conflict: the rules that most often rule a
+# candidate out come first.
+QUICK_RULES = [_outside_availability, _double_booking, _time_off, _rest, _weekly_hours]
+
+
+def _candidate(book: RuleBook, user_id: int, booking: Booking) -> Candidate:
+    person = book.person(user_id)
+    others = [b for b in person.bookings if b.shift_id != booking.shift_id]
+    return Candidate(book=book, person=person, booking=booking, others=others)
+
+
+def check(book: RuleBook, user_id: int, booking: Booking) -> list[Conflict]:
+    """The conflicts of putting ``user_id`` on ``booking``."""
+    candidate = _candidate(book, user_id, booking)
+    return [conflict for rule in RULES if (conflict := rule(candidate)) is not None]
+
+
+def has_conflict(book: RuleBook, user_id: int, booking: Booking) -> bool:
+    """Whether :func:`check` would find any conflict (stops at the first)."""
+    candidate = _candidate(book, user_id, booking)
+    return any(rule(candidate) is not None for rule in QUICK_RULES)
 
 
 def conflicts_for(*, user_id: int, shift: Shift) -> list[Conflict]:

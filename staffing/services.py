@@ -85,25 +85,46 @@ class RosterChanges:
         return bool(self.created or self.updated or self.removed)
 
 
-def _sync_template(
-    template: ShiftTemplate, first: date, last: date, now: datetime, changes: RosterChanges
-) -> None:
-    existing = {
-        shift.date: shift
-        for shift in Shift.objects.filter(template=template, date__gte=first, date__lte=last)
+def _existing_shifts(
+    templates: Sequence[ShiftTemplate], first: date, last: date
+) -> dict[int, dict[date, Shift]]:
+    """The generated shifts of ``templates`` from ``first`` to ``last``, by template and date,
+    with how many people are on each (``active``) and how many assignment rows it has
+    (``kept``)."""
+    existing: dict[int, dict[date, Shift]] = {template.pk: {} for template in templates}
+    rows = (
+        Shift.objects.filter(template__in=templates, date__gte=first, date__lte=last)
         .select_related("library", "service_point")
         .annotate(
             active=Count("assignments", filter=Q(assignments__status=AssignmentStatus.ASSIGNED)),
             kept=Count("assignments"),
         )
-    }
+    )
+    for shift in rows:
+        assert shift.template_id is not None
+        existing[shift.template_id][shift.date] = shift
+    return existing
+
+
+def _sync_template(
+    template: ShiftTemplate,
+    first: date,
+    last: date,
+    now: datetime,
+    existing: dict[date, Shift],
+    changes: RosterChanges,
+) -> list[Shift]:
+    """Bring ``template``'s shifts from ``first`` to ``last`` in line with it; returns the
+    shifts to create."""
     new: list[Shift] = []
     for day in wallclock.dates(first, last):
         runs = template.runs_on(day)
         shift = existing.get(day)
         if shift is None:
+            if not runs:
+                continue
             start, end = template.span_on(day)
-            if runs and start > now:
+            if start > now:
                 new.append(
                     Shift(
                         library_id=template.library_id,
@@ -118,7 +139,7 @@ def _sync_template(
                 )
             continue
         # Shifts that have begun, or that someone is on, are the roster people rely on.
-        if shift.start <= now or shift.active:
+        if shift.start <= now or shift.active:  # type: ignore[attr-defined]
             continue
         if runs:
             start, end = template.span_on(day)
@@ -135,7 +156,7 @@ def _sync_template(
                     setattr(shift, name, value)
                 shift.save(update_fields=[*wanted.keys()])
                 changes.updated.append(shift)
-        elif shift.kept:
+        elif shift.kept:  # type: ignore[attr-defined]
             # Removed assignments stay on record for calendar feeds: cancel, do not delete.
             if not shift.is_cancelled:
                 shift.is_cancelled = True
@@ -144,7 +165,23 @@ def _sync_template(
         else:
             changes.removed.append(str(shift))
             shift.delete()
-    changes.created.extend(Shift.objects.bulk_create(new))
+    return new
+
+
+def _sync_templates(
+    templates: Sequence[ShiftTemplate], first: date, last: date, now: datetime
+) -> RosterChanges:
+    changes = RosterChanges()
+    existing = _existing_shifts(templates, first, last)
+    new = [
+        shift
+        for template in templates
+        for shift in _sync_template(template, first, last, now, existing[template.pk], changes)
+    ]
+    changes.created = sorted(
+        Shift.objects.bulk_create(new), key=lambda shift: (shift.start, shift.service_point_id)
+    )
+    return changes
 
 
 @transaction.atomic
@@ -164,14 +201,14 @@ def roster_generate(
         raise ValidationError(
             _("Generate at most %(days)s days at once.") % {"days": MAX_GENERATION_DAYS}
         )
-    now = now or timezone.now()
-    changes = RosterChanges()
     # Locking the templates serialises two generations of the same library.
-    templates = ShiftTemplate.objects.select_for_update(of=("self",)).filter(library=library)
-    for template in templates.select_related("library").order_by("pk"):
-        _sync_template(template, start, end, now, changes)
-    changes.created.sort(key=lambda shift: (shift.start, shift.service_point_id))
-    return changes
+    templates = list(
+        ShiftTemplate.objects.select_for_update(of=("self",))
+        .filter(library=library)
+        .select_related("library")
+        .order_by("pk")
+    )
+    return _sync_templates(templates, start, end, now or timezone.now())
 
 
 @transaction.atomic
@@ -182,10 +219,9 @@ def shift_template_save(*, template: ShiftTemplate, now: datetime | None = None)
     now = now or timezone.now()
     generated = Shift.objects.filter(template=template, end__gt=now).order_by("date")
     first, last = generated.first(), generated.last()
-    changes = RosterChanges()
-    if first is not None and last is not None:
-        _sync_template(template, first.date, last.date, now, changes)
-    return changes
+    if first is None or last is None:
+        return RosterChanges()
+    return _sync_templates([template], first.date, last.date, now)
 
 
 @transaction.atomic
