@@ -17,8 +17,8 @@ shift templates per service point and day (105 a week). Then, each timed as the 
 - **coverage**: ``coverage`` for the 4 weeks, against a bare SQL aggregate of the missing
   staff-hours per service point (the templates do not overlap, so both must agree).
 
-Prints a table and the verdict against the budget (each ≤ 1 s); docs/benchmarks.md has the
-latest numbers.
+Prints a table and the verdict against the budget (generation, conflicts and coverage each
+≤ 1 s); docs/benchmarks.md has the latest numbers.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 import psycopg
 
 BUDGET_S = 1.0
+# SPEC §5 budgets these; auto-fill is measured too, without a budget.
+BUDGETED = ("generation", "conflicts", "coverage")
 ZONE = "America/New_York"
 T = TypeVar("T")
 
@@ -334,8 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = f"{baseline * 1000:7.1f}ms" if baseline is not None else f"{'-':>9}"
         ratio = f"{seconds / baseline:6.1f}x" if baseline else f"{'-':>7}"
         print(f"{name:<28} {seconds * 1000:7.1f}ms {base} {ratio}  {note}")
-        verdict = verdict and seconds <= BUDGET_S
-    print(f"budget: each ≤ {BUDGET_S:g} s: {'met' if verdict else 'MISSED'}")
+        if name.startswith(BUDGETED):
+            verdict = verdict and seconds <= BUDGET_S
+    print(f"budget (generation, conflicts, coverage each ≤ {BUDGET_S:g} s): ", end="")
+    print("met" if verdict else "MISSED")
     return 0 if verdict else 1
 
 
