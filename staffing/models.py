@@ -518,7 +518,25 @@ class RequestStatus(models.TextChoices):
     WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
-class TimeOffRequest(LibraryOwned):
+class Decided(models.Model):
+    """A request someone decides on: who decided and when."""
+
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class TimeOffRequest(LibraryOwned, Decided):
     """A request for time off between two instants (local dates and times, stored in UTC)."""
 
     user = models.ForeignKey(
@@ -530,17 +548,7 @@ class TimeOffRequest(LibraryOwned):
     status = models.CharField(
         _("status"), max_length=10, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("decided by"),
-    )
-    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decision_note = models.CharField(_("note"), max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ScopedQuerySet["TimeOffRequest"].as_manager()
 
@@ -572,7 +580,7 @@ class SwapOfferQuerySet(ScopedQuerySet["SwapOffer"]):
     library_path = "assignment__shift__library"
 
 
-class SwapOffer(models.Model):
+class SwapOffer(Decided):
     """A librarian offers one of their assignments; a colleague claims it; when the library
     asks for it, a manager approves the hand-over."""
 
@@ -592,16 +600,6 @@ class SwapOffer(models.Model):
         verbose_name=_("claimed by"),
     )
     claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("decided by"),
-    )
-    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = SwapOfferQuerySet.as_manager()
 
@@ -630,7 +628,7 @@ class ShiftClaimQuerySet(ScopedQuerySet["ShiftClaim"]):
     library_path = "shift__library"
 
 
-class ShiftClaim(models.Model):
+class ShiftClaim(Decided):
     """A librarian's claim on an open place of a shift (fewer people than its maximum)."""
 
     shift = models.ForeignKey(Shift, on_delete=models.CASCADE, verbose_name=_("shift"))
@@ -643,16 +641,6 @@ class ShiftClaim(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=RequestStatus.choices, default=RequestStatus.PENDING
     )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("decided by"),
-    )
-    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ShiftClaimQuerySet.as_manager()
 

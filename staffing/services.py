@@ -333,6 +333,18 @@ def _assign(*, shift: Shift, user: User, by: User | None, override_note: str) ->
     return assignment
 
 
+def _tell_assigned(assignment: Assignment, by: User) -> None:
+    shift = assignment.shift
+    emails.notify(
+        to=[assignment.user],
+        subject=_("New shift: %(shift)s") % {"shift": emails.describe_shift(shift)},
+        lines=[
+            _("%(by)s put you on this shift:") % {"by": emails.name(by)},
+            emails.describe_shift(shift),
+        ],
+    )
+
+
 @transaction.atomic
 def shift_assign(*, shift: Shift, user: User, by: User, override_note: str = "") -> Assignment:
     """Put ``user`` on ``shift``. A conflict raises :class:`ConflictError` with its reasons,
@@ -340,14 +352,7 @@ def shift_assign(*, shift: Shift, user: User, by: User, override_note: str = "")
     shift = _locked_shift(shift)
     assignment = _assign(shift=shift, user=user, by=by, override_note=override_note)
     if by.pk != user.pk:
-        emails.notify(
-            to=[user],
-            subject=_("New shift: %(shift)s") % {"shift": emails.describe_shift(shift)},
-            lines=[
-                _("%(by)s put you on this shift:") % {"by": emails.name(by)},
-                emails.describe_shift(shift),
-            ],
-        )
+        _tell_assigned(assignment, by)
     return assignment
 
 
@@ -891,12 +896,5 @@ def autofill_apply(
             raise ValidationError(_("A proposal names a shift or person that is not there."))
         made.append(_assign(shift=_locked_shift(shift), user=user, by=by, override_note=""))
     for assignment in made:
-        emails.notify(
-            to=[assignment.user],
-            subject=_("New shift: %(shift)s") % {"shift": emails.describe_shift(assignment.shift)},
-            lines=[
-                _("%(by)s put you on this shift:") % {"by": emails.name(by)},
-                emails.describe_shift(assignment.shift),
-            ],
-        )
+        _tell_assigned(assignment, by)
     return made
