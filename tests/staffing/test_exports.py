@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from icalendar import Calendar
 
 from reflib.models import Role
@@ -212,3 +212,31 @@ def test_the_roster_csv_url_explains_bad_dates(
     response = _csv(desk.cast.manager, **params)
     assert response.status_code == 400
     assert message in response.content.decode()
+
+
+def test_the_feed_and_the_csv_are_served_at_their_addresses(desk: Desk) -> None:
+    lena = desk.cast.librarian
+    desk.shift(date(2026, 11, 2), time(9), time(13), staff=(lena,))
+    secret = calendar_feed_reset(user=lena)
+    anonymous = Client()
+
+    feed = anonymous.get(f"/staffing/feed/{secret}.ics")
+    assert feed.status_code == 200
+    assert feed["Content-Type"] == "text/calendar; charset=utf-8"
+    assert feed.content.startswith(b"BEGIN:VCALENDAR")
+    wrong = ("e" if secret[0] == "f" else "f") + secret[1:]
+    assert anonymous.get(f"/staffing/feed/{wrong}.ics").status_code == 404
+    assert (
+        anonymous.get("/staffing/demo/roster.csv?from=2026-11-02&to=2026-11-02").status_code == 302
+    )
+
+    csv_url = "/staffing/demo/roster.csv?from=2026-11-02&to=2026-11-02"
+    manager = desk.cast.client_for(desk.cast.manager)
+    assert manager.get(csv_url).content.decode().splitlines() == [
+        "date,start,end,service_point,staff",
+        "2026-11-02,09:00,13:00,Main desk,Lena",
+    ]
+    other_manager = staff_upsert(
+        username="oona", library=desk.cast.other_library, role=Role.MANAGER
+    )
+    assert desk.cast.client_for(other_manager).get(csv_url).status_code == 404
