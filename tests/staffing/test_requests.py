@@ -9,6 +9,8 @@ import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from reflib.models import Role
+from reflib.services import staff_upsert
 from staffing.conflicts import ConflictKind
 from staffing.models import (
     Assignment,
@@ -20,6 +22,8 @@ from staffing.models import (
 )
 from staffing.services import (
     ConflictError,
+    shift_assign,
+    shift_cancel,
     shift_claim,
     shift_claim_approve,
     shift_claim_decline,
@@ -336,3 +340,39 @@ def test_a_declined_claim_tells_the_claimant(desk: Desk) -> None:
     assert to == ["cleo@example.org"]
     assert subject.startswith("Claim not approved")
     assert "Already covered" in mail.outbox[0].body
+
+
+# Another library's manager
+
+
+def test_another_librarys_manager_cannot_decide_or_cancel_anything_here(desk: Desk) -> None:
+    oona = staff_upsert(username="oona", library=desk.cast.other_library, role=Role.MANAGER)
+    request = _ask_off(desk)
+    shift, offer = _offered(desk)
+    swap_claim(offer=offer, by=desk.colleague)
+    open_shift = desk.shift(next_monday(2), time(14), time(17))
+    claim = shift_claim(shift=open_shift, by=desk.colleague)
+    desk.shift(next_monday(2), time(9), time(13), point=desk.chat, staff=(desk.cast.manager,))
+    clash = desk.shift(next_monday(2), time(10), time(12))
+
+    for attempt in [
+        lambda: time_off_approve(request=request, by=oona),
+        lambda: time_off_deny(request=request, by=oona),
+        lambda: swap_approve(offer=offer, by=oona),
+        lambda: swap_decline(offer=offer, by=oona),
+        lambda: shift_claim_approve(claim=claim, by=oona),
+        lambda: shift_claim_decline(claim=claim, by=oona),
+        lambda: shift_cancel(shift=shift, by=oona),
+        lambda: shift_assign(
+            shift=clash, user=desk.cast.manager, by=oona, override_note="Mine now"
+        ),
+    ]:
+        with pytest.raises(PermissionDenied):
+            attempt()
+    request.refresh_from_db()
+    offer.refresh_from_db()
+    claim.refresh_from_db()
+    shift.refresh_from_db()
+    assert (request.status, offer.status, claim.status) == ("pending", "claimed", "pending")
+    assert not shift.is_cancelled
+    assert not Assignment.objects.filter(shift=clash).exists()
