@@ -46,7 +46,7 @@ from staffing.models import (
 )
 from staffing.wallclock import local_instant
 from tests import live
-from tests.browser.conftest import Browsers, Orm, go_available
+from tests.browser.conftest import Browsers, HostSite, Orm, go_available
 from tests.browser.conftest import log_in as desk_log_in
 from tests.chat.roster import on_shift, points
 from tests.conftest import PASSWORD, Cast
@@ -259,6 +259,12 @@ def test_every_librarian_and_manager_page_has_no_accessibility_violations(
     expect(mara.get_by_text("Open: 2 more needed")).to_be_visible()
     mara.set_viewport_size({"width": 1400, "height": 900})
     screenshot(mara, "staffing-week.png")
+    # Printed: the roster and its marks, without the site's navigation and buttons.
+    mara.emulate_media(media="print")
+    expect(mara.get_by_role("navigation", name="Staffing")).to_be_hidden()
+    expect(mara.get_by_role("link", name="Next week →")).to_be_hidden()
+    expect(mara.get_by_text("Conflict: Already on another shift").first).to_be_visible()
+    mara.emulate_media(media="screen")
     mara.get_by_role("link", name=re.compile("^13:00")).first.click()
     expect(mara.get_by_role("heading", name="Assign someone")).to_be_visible()
     assert_no_axe_violations(mara)
@@ -329,3 +335,27 @@ def test_the_desk_warns_when_my_shift_ends_and_i_can_say_i_stay(
     orm(lambda: Presence.objects.filter(user=cast.librarian).update(seen_at=later))
     assert orm(chat_services.sweep, now=later).shifts_ended == 0
     assert orm(presence_of, cast.librarian) == PresenceState.AVAILABLE
+
+
+def test_the_widget_of_an_offline_queue_says_when_the_roster_opens_it(
+    browsers: Browsers, orm: Orm, cast: Cast, host_site: HostSite, reflib: DaphneProcess
+) -> None:
+    tomorrow = (timezone.now().astimezone(NY) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    orm(lambda: on_shift(cast.librarian, points(cast).chat, tomorrow))
+    # A patron in the library's town: the browser shows local time.
+    context = browsers.browser.new_context(locale="en-US", timezone_id="America/New_York")
+    browsers.opened.append(context)
+    page = context.new_page()
+    page.goto(host_site.page(reflib.http_url))
+
+    launcher = page.get_by_role(
+        "button", name=f"Ask a librarian (offline, opens {tomorrow:%a} 9:00 AM)"
+    )
+    launcher.click()
+
+    panel = page.frame_locator("reflib-chat iframe")
+    expect(panel.get_by_role("heading", name="Leave a question")).to_be_visible()
+    expected = f"Chat opens {tomorrow:%-m/%-d/%Y}, 9:00:00\N{NARROW NO-BREAK SPACE}AM."
+    expect(panel.get_by_text("Chat opens")).to_contain_text(expected)
