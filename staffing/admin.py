@@ -147,7 +147,8 @@ class ShiftAdmin(LibraryScopedAdmin):
     actions = ["cancel_shifts"]
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        # Shifts come from templates (generate_roster) or the week view's "add a shift".
+        # Shifts come from templates; a one-off shift is a template whose first and last
+        # dates are the same day.
         return False
 
     @admin.action(description=_("Cancel the selected shifts (tells the people on them)"))

@@ -59,16 +59,6 @@ class PointCoverage:
         """Staff-hours still to roster to reach the minimum everywhere."""
         return sum(gap.hours * gap.missing for gap in self.gaps)
 
-    def by_local_hour(self) -> dict[tuple[date, int], int]:
-        """The most people missing in each local (date, hour) that has a gap."""
-        zone = self.service_point.library.zone
-        hours: dict[tuple[date, int], int] = {}
-        for gap in self.gaps:
-            for local, _length in wallclock.local_hour_pieces(gap.start, gap.end, zone):
-                key = (local.date(), local.hour)
-                hours[key] = max(hours.get(key, 0), gap.missing)
-        return hours
-
 
 def coverage(*, library: Library, start: date, end: date) -> list[PointCoverage]:
     """Coverage of every active service point of ``library`` over shifts starting on local

@@ -20,7 +20,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from reflib.models import Library, Membership, Role, ServicePoint
+from reflib.models import Library, Membership, Role
 from staffing import emails, wallclock
 from staffing.autofill import Proposal
 from staffing.conflicts import Conflict, conflicts_for, policy_for
@@ -222,35 +222,6 @@ def shift_template_save(*, template: ShiftTemplate, now: datetime | None = None)
     if first is None or last is None:
         return RosterChanges()
     return _sync_templates([template], first.date, last.date, now)
-
-
-@transaction.atomic
-def shift_create(
-    *,
-    service_point: ServicePoint,
-    day: date,
-    start_time: time,
-    end_time: time,
-    min_staff: int = 1,
-    max_staff: int = 1,
-) -> Shift:
-    """A shift outside the templates (an event, extra cover)."""
-    library = service_point.library
-    start, end = wallclock.local_span(day, start_time, end_time, library.zone)
-    shift = Shift(
-        library=library,
-        service_point=service_point,
-        date=day,
-        start=start,
-        end=end,
-        min_staff=min_staff,
-        max_staff=max_staff,
-    )
-    if max_staff < max(1, min_staff):
-        raise ValidationError(_("The maximum must be at least the minimum, and at least 1."))
-    shift.full_clean(exclude=["template"])
-    shift.save()
-    return shift
 
 
 @transaction.atomic

@@ -52,7 +52,6 @@ def test_coverage_lists_the_hours_below_minimum_per_service_point(desk: Desk) ->
     ] == [("09:00", "11:00", 2, 1), ("11:00", "13:00", 3, 1), ("13:00", "15:00", 1, 0)]
     assert main.hours_below_minimum == 6
     assert main.missing_staff_hours == 8
-    assert main.by_local_hour()[(MONDAY, 12)] == 2
 
 
 def test_coverage_merges_back_to_back_gaps_and_ignores_cancelled_shifts(desk: Desk) -> None:
