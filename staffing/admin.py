@@ -177,7 +177,10 @@ class AssignmentForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         shift, user = cleaned.get("shift"), cleaned.get("user")
-        if shift is not None and user is not None and not cleaned.get("override_note", "").strip():
+        if shift is None or user is None:
+            return cleaned
+        services.check_assignable(shift=shift, user=user)
+        if not cleaned.get("override_note", "").strip():
             conflicts = conflicts_for(user_id=user.pk, shift=shift)
             if conflicts:
                 raise ValidationError([conflict.message for conflict in conflicts])

@@ -260,8 +260,9 @@ def _locked_shift(shift: Shift) -> Shift:
     )
 
 
-def _assign(*, shift: Shift, user: User, by: User | None, override_note: str) -> Assignment:
-    """Put ``user`` on ``shift`` (locked by the caller) after every check."""
+def check_assignable(*, shift: Shift, user: User) -> None:
+    """Raise a ValidationError saying why ``user`` cannot be put on ``shift`` at all (apart
+    from conflicts, which a manager may override): forms call it before the service."""
     library = shift.library
     if shift.is_cancelled:
         raise ValidationError(_("This shift is cancelled."))
@@ -270,15 +271,23 @@ def _assign(*, shift: Shift, user: User, by: User | None, override_note: str) ->
             _("%(name)s is not on the staff of %(library)s.")
             % {"name": emails.name(user), "library": library.name}
         )
-    current = Assignment.objects.filter(shift=shift, user=user).first()
-    if current is not None and current.status == AssignmentStatus.ASSIGNED:
+    if shift.assignments.filter(user=user, status=AssignmentStatus.ASSIGNED).exists():
         raise ValidationError(_("%(name)s is already on this shift.") % {"name": emails.name(user)})
+    taken = shift.assignments.filter(status=AssignmentStatus.ASSIGNED).count()
+    if taken >= shift.max_staff:
+        raise ValidationError(
+            _("This shift is full: it takes at most %(max)s.") % {"max": shift.max_staff}
+        )
+
+
+def _assign(*, shift: Shift, user: User, by: User | None, override_note: str) -> Assignment:
+    """Put ``user`` on ``shift`` (locked by the caller) after every check."""
+    library = shift.library
     # The person's row lock serialises assignments of one person: two managers putting them
     # on overlapping shifts at once would each see no double booking.
     User.objects.select_for_update().filter(pk=user.pk).first()
-    taken = shift.assignments.filter(status=AssignmentStatus.ASSIGNED).count()
-    if taken >= shift.max_staff:
-        raise ValidationError(_("This shift is full (%(max)s people).") % {"max": shift.max_staff})
+    check_assignable(shift=shift, user=user)
+    current = Assignment.objects.filter(shift=shift, user=user).first()
     conflicts = conflicts_for(user_id=user.pk, shift=shift)
     note = override_note.strip()
     if conflicts:

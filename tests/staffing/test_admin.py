@@ -190,3 +190,23 @@ def test_a_manager_of_two_libraries_sees_both(desk: Desk) -> None:
         client.get(reverse("admin:staffing_timeoffrequest_change", args=[theirs.pk])).status_code
         == 200
     )
+
+
+def test_the_admin_explains_why_a_full_or_cancelled_shift_takes_nobody(desk: Desk) -> None:
+    full = desk.shift(MONDAY, time(9), time(13), max_staff=1, staff=(desk.colleague,))
+    cancelled = desk.shift(MONDAY + timedelta(days=1), time(9), time(13))
+    cancelled.is_cancelled = True
+    cancelled.save()
+    client = desk.cast.client_for(desk.cast.manager)
+    url = reverse("admin:staffing_assignment_add")
+
+    for shift, reason in [
+        (full, "This shift is full: it takes at most 1."),
+        (cancelled, "cancelled"),
+    ]:
+        response = client.post(
+            url, {"shift": shift.pk, "user": desk.cast.librarian.pk, "override_note": "Needed"}
+        )
+        assert response.status_code == 200
+        assert reason in response.content.decode()
+    assert Assignment.objects.count() == 1
