@@ -18,7 +18,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from reflib.models import Library, LibraryOwned, Queue, ScopedQuerySet, ServicePoint
+from reflib.models import Library, LibraryOwned, Membership, Queue, ScopedQuerySet, ServicePoint
 from staffing import wallclock
 
 
@@ -89,6 +89,16 @@ class StaffingPolicy(models.Model):
         return str(_("Staffing policy of %(library)s") % {"library": self.library.name})
 
 
+def check_staff_of_library(row: LibraryOwned, user_id: int | None) -> None:
+    """A row about a person of a library (availability, hour limit) must name its staff."""
+    if (
+        user_id is not None
+        and row.library_id is not None
+        and not Membership.objects.filter(user_id=user_id, library_id=row.library_id).exists()
+    ):
+        raise ValidationError({"user": _("Choose a staff member of this library.")})
+
+
 class WeeklyHourLimit(LibraryOwned):
     """A person's own weekly hour limit, replacing the library's default (part-time staff)."""
 
@@ -114,6 +124,9 @@ class WeeklyHourLimit(LibraryOwned):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.hours} h"
+
+    def clean(self) -> None:
+        check_staff_of_library(self, self.user_id)
 
 
 class HoursTarget(models.Model):
@@ -464,6 +477,9 @@ class Availability(LibraryOwned):
             f"{self.start_time:%H:%M}-{self.end_time:%H:%M}"
         )
 
+    def clean(self) -> None:
+        check_staff_of_library(self, self.user_id)
+
 
 class AvailabilityException(LibraryOwned):
     """A dated change to a person's weekly availability: unavailable (all day without times),
@@ -505,6 +521,7 @@ class AvailabilityException(LibraryOwned):
         return f"{self.user}: {self.date} {state} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
     def clean(self) -> None:
+        check_staff_of_library(self, self.user_id)
         if (self.start_time is None) != (self.end_time is None):
             raise ValidationError(_("Give both times, or neither for the whole day."))
         if self.available and self.start_time is None:

@@ -14,11 +14,13 @@ from reflib.models import Library, Role
 from reflib.services import staff_upsert
 from staffing.models import (
     Assignment,
+    Availability,
     ConflictOverride,
     RequestStatus,
     ShiftTemplate,
     SwapStatus,
     TimeOffRequest,
+    WeeklyHourLimit,
 )
 from staffing.services import roster_generate, swap_claim, swap_offer
 from tests.staffing.conftest import Desk, next_monday, ny
@@ -210,3 +212,30 @@ def test_the_admin_explains_why_a_full_or_cancelled_shift_takes_nobody(desk: Des
         assert response.status_code == 200
         assert reason in response.content.decode()
     assert Assignment.objects.count() == 1
+
+
+def test_availability_and_hour_limits_name_staff_of_their_own_library(desk: Desk) -> None:
+    staff_upsert(username="mara", library=desk.cast.other_library, role=Role.MANAGER)
+    client = desk.cast.client_for(desk.cast.manager)
+    otto, demo = desk.cast.other_librarian, desk.cast.library
+
+    availability = client.post(
+        reverse("admin:staffing_availability_add"),
+        {
+            "library": demo.pk,
+            "user": otto.pk,
+            "weekday": 0,
+            "start_time": "09:00",
+            "end_time": "17:00",
+        },
+    )
+    limit = client.post(
+        reverse("admin:staffing_weeklyhourlimit_add"),
+        {"library": demo.pk, "user": otto.pk, "hours": "20"},
+    )
+
+    for response in (availability, limit):
+        assert response.status_code == 200
+        assert "Choose a staff member of this library." in response.content.decode()
+    assert not Availability.objects.exists()
+    assert not WeeklyHourLimit.objects.exists()
