@@ -329,6 +329,7 @@ def test_the_desk_warns_when_my_shift_ends_and_i_can_say_i_stay(
     warning = page.get_by_role("alert").filter(has_text="Your shift has ended.")
     expect(warning).to_be_visible(timeout=20_000)
     assert_no_axe_violations(page)
+    screenshot(page, "desk-shift-ended.png")
     warning.get_by_role("button", name="I'm staying").click()
 
     expect(shift).to_contain_text("you said you are staying")

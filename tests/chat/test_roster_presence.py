@@ -283,6 +283,8 @@ def test_desk_warns_when_my_shift_has_ended_and_names_the_away_time(
     html = cast.client_for(cast.librarian).get("/desk/shift/").content.decode()
 
     assert 'id="shift-ended"' in html
+    assert "No roster yet" not in html
+    assert "None planned" in html
     assert "Your shift has ended." in html
     away = (end + timedelta(minutes=10)).astimezone(NY)
     assert f"you will be set away at {away:%H:%M} unless you stay" in html
