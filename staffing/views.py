@@ -487,7 +487,7 @@ def templates(request: HttpRequest, library: str, template_id: int | None = None
         else:
             messages.success(
                 request,
-                _("Template saved; %(count)s future open shifts follow it.")
+                _("Template saved. Future open shifts that changed with it: %(count)s.")
                 % {"count": len(changes.updated) + len(changes.removed)},
             )
             return redirect("staffing:templates", library=found.slug)

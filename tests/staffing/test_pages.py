@@ -604,3 +604,63 @@ def test_roster_csv_is_not_for_a_librarian(desk: Desk) -> None:
         "/staffing/demo/roster.csv?from=2026-11-01&to=2026-11-07"
     )
     assert response.status_code == 404
+
+
+def test_approving_time_off_on_the_page_flags_the_shift_in_the_week_view(desk: Desk) -> None:
+    monday = next_monday()
+    desk.shift(monday, time(9), time(13), staff=(desk.cast.librarian,))
+    request = time_off_request(
+        user=desk.cast.librarian,
+        library=desk.cast.library,
+        start=ny(monday, time(0)),
+        end=ny(monday, time(23)),
+    )
+    manager = login(desk.cast.manager)
+
+    response = manager.post(
+        f"/staffing/demo/approvals/time-off/{request.pk}/approve/",
+        {"note": "Get well"},
+        follow=True,
+    )
+
+    assert "Approved." in text(response)
+    request.refresh_from_db()
+    assert (request.status, request.decision_note) == (RequestStatus.APPROVED, "Get well")
+    week = text(manager.get(f"/staffing/demo/week/?week={monday}"))
+    assert "Approved time off" in week
+    assert "Conflict: Approved time off" in week
+
+
+def test_editing_a_template_moves_its_future_open_shifts(desk: Desk) -> None:
+    client = login(desk.cast.manager)
+    template = ShiftTemplate.objects.create(
+        library=desk.cast.library,
+        service_point=desk.main,
+        weekday=Weekday.MONDAY,
+        start_time=time(9),
+        end_time=time(13),
+    )
+    monday = next_monday()
+    client.post("/staffing/demo/generate/", {"start": monday, "end": monday})
+
+    response = client.post(
+        f"/staffing/demo/templates/{template.pk}/",
+        {
+            "service_point": desk.main.pk,
+            "weekday": "0",
+            "start_time": "10:00",
+            "end_time": "14:00",
+            "min_staff": "1",
+            "max_staff": "1",
+            "is_active": "on",
+        },
+        follow=True,
+    )
+
+    assert "Future open shifts that changed with it: 1." in text(response)
+    shift = Shift.objects.get(template=template)
+    assert shift.start == ny(monday, time(10))
+    assert (
+        login(desk.cast.librarian).get(f"/staffing/demo/templates/{template.pk}/").status_code
+        == 404
+    )
