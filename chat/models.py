@@ -254,6 +254,8 @@ class Presence(models.Model):
     )
     changed_at = models.DateTimeField(default=timezone.now)
     seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The end of the shift after which the librarian said they stay available (SPEC §1.3).
+    staying_after = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state}"

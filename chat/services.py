@@ -44,11 +44,13 @@ from chat.selectors import (
     estimated_wait_s,
     open_chat_counts,
     queue_availability,
+    shift_end_notices,
     wait_model,
     waiting_conversations,
 )
 from chat.signals import conversation_ended
 from reflib.models import Library, Membership, Queue, display_name
+from staffing import selectors as roster
 
 MAX_BODY = 4000
 MAX_TAGS = 20
@@ -603,6 +605,25 @@ def presence_set(*, user: User, state: PresenceState) -> Presence:
     return presence
 
 
+def presence_stay(*, user: User, now: datetime | None = None) -> Presence:
+    """The librarian stays available after the shift that ended (or ends next, when they are
+    still on it): the sweep leaves them available."""
+    now = now or timezone.now()
+    current, _next = roster.current_and_next_shift(user=user, now=now)
+    if current is not None:
+        ends_at = current.end
+    else:
+        presence = Presence.objects.filter(user=user).first()
+        notice = shift_end_notices([presence], now=now).get(user.pk) if presence else None
+        if notice is None:
+            raise ChatError("conflict", _("You have no shift ending now to stay on after."))
+        ends_at = notice.ended_at
+    presence, _created = Presence.objects.get_or_create(user=user)
+    presence.staying_after = ends_at
+    presence.save(update_fields=["staying_after"])
+    return presence
+
+
 def presence_touch(*, user: User) -> None:
     """A desk socket of ``user`` is alive (sent on connect and every heartbeat)."""
     updated = Presence.objects.filter(user=user).update(seen_at=timezone.now())
@@ -702,6 +723,7 @@ def _library_positions_publish(library_id: int) -> None:
 @dataclass
 class SweepResult:
     presences_expired: int = 0
+    shifts_ended: int = 0
     tickets_offered: int = 0
     rolled_over: int = 0
     missed: int = 0
@@ -727,6 +749,25 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
             if updated:
                 result.presences_expired += 1
                 _presence_changed(presence.user)
+
+    available = Presence.objects.filter(state=PresenceState.AVAILABLE).select_related("user")
+    for user_id, notice in shift_end_notices(available, now=now).items():
+        if notice.staying or now < notice.away_at:
+            continue
+        with transaction.atomic():
+            # Conditional: a librarian who just chose again (or said they stay) keeps it.
+            updated = (
+                Presence.objects.filter(
+                    user_id=user_id,
+                    state=PresenceState.AVAILABLE,
+                    changed_at__lt=notice.ended_at,
+                )
+                .exclude(staying_after__gte=notice.ended_at)
+                .update(state=PresenceState.AWAY, changed_at=now)
+            )
+            if updated:
+                result.shifts_ended += 1
+                _presence_changed(User.objects.get(pk=user_id))
 
     for conversation in Conversation.objects.filter(status=Status.QUEUED).select_related(
         "queue__library"

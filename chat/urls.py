@@ -53,6 +53,8 @@ urlpatterns = [
     path("widget.js", widget.widget_js, name="widget_js"),
     path("widget/<slug:library>/<slug:queue>/", widget.panel, name="widget_panel"),
     path("desk/", views.desk, name="desk"),
+    path("desk/shift/", views.desk_shift, name="desk_shift"),
+    path("desk/shift/stay/", views.desk_shift_stay, name="desk_shift_stay"),
     path("desk/tickets/", views.desk_tickets, name="desk_tickets"),
     path("desk/tickets/<str:public_id>/", views.desk_ticket, name="desk_ticket"),
     path(

@@ -13,11 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from chat import selectors, ticket_services
+from chat import selectors, services, ticket_services
 from chat.errors import ChatError
 from chat.forms import (
     DeskCannedSearchForm,
@@ -29,9 +30,10 @@ from chat.forms import (
     TicketFilterForm,
     TicketReplyForm,
 )
-from chat.models import PresenceState, Ticket, TicketStatus, hash_token
+from chat.models import Presence, PresenceState, Ticket, TicketStatus, hash_token
 from reflib.access import librarian_required, staff_user
 from reflib.models import Library, Queue, display_name
+from staffing import selectors as roster
 
 TICKETS_PER_PAGE = 25
 
@@ -51,6 +53,62 @@ def colleagues_on_now(user: User) -> list[dict[str, str]]:
     return [{"username": c.get_username(), "name": display_name(c)} for c in colleagues]
 
 
+def desk_shift_context(user: User) -> dict[str, Any]:
+    """The desk's shift card: my current and next shift, who else is rostered now (and
+    whether they are at the desk), and the end-of-shift notice (chat.selectors)."""
+    now = timezone.now()
+    libraries = list(Library.objects.visible_to(user))
+    current, upcoming = roster.current_and_next_shift(user=user, now=now)
+    presence = Presence.objects.filter(user=user).first()
+    notice = selectors.shift_end_notices([presence], now=now).get(user.pk) if presence else None
+    present = set(
+        selectors.available_librarians([library.pk for library in libraries], now=now).values_list(
+            "pk", flat=True
+        )
+    )
+    on_now = [
+        {"view": view, "present": view.user_id in present}
+        for library in libraries
+        for view in roster.on_now(library=library, now=now)
+        if view.user_id != user.pk
+    ]
+    shown = current or upcoming
+    return {
+        "zone": shown.zone if shown else libraries[0].zone,
+        "current": current,
+        "next": upcoming,
+        "on_now": on_now,
+        "notice": notice,
+        "presence": presence.state if presence else PresenceState.OFFLINE,
+        "staying": bool(
+            current
+            and presence
+            and presence.staying_after is not None
+            and presence.staying_after >= current.end
+        ),
+    }
+
+
+@librarian_required
+@never_cache
+def desk_shift(request: HttpRequest) -> HttpResponse:
+    """The shift card alone, which the desk fetches again as time passes."""
+    return render(request, "chat/desk_shift.html", desk_shift_context(staff_user(request)))
+
+
+@require_POST
+@librarian_required
+def desk_shift_stay(request: HttpRequest) -> HttpResponse:
+    """ "I'm staying": stay available after my shift ends."""
+    try:
+        services.presence_stay(user=staff_user(request))
+    except ChatError as error:
+        messages.error(request, error.detail)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return desk_shift(request)
+    return redirect("desk")
+
+
 @librarian_required
 @never_cache
 def desk(request: HttpRequest) -> HttpResponse:
@@ -66,6 +124,7 @@ def desk(request: HttpRequest) -> HttpResponse:
             # The script puts a conversation's id in place of __ID__.
             "conversation": reverse("desk_api_conversation", args=["__ID__"]),
             "files": reverse("desk_api_files", args=["__ID__"]),
+            "shift": reverse("desk_shift"),
         },
     }
     return render(
@@ -79,6 +138,7 @@ def desk(request: HttpRequest) -> HttpResponse:
             "presence": selectors.presence_of(user),
             "presence_states": PresenceState.choices,
             "colleagues": colleagues_on_now(user),
+            "shift": desk_shift_context(user),
             "config": config,
             "strings": _desk_strings(),
             "message_form": DeskMessageForm(),

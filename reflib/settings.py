@@ -176,6 +176,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The chat's timers (presence expiry, ticket offers, rollover, missed, abandoned) survive
 # restarts because they are a periodic sweep of the database, not in-memory sleeps.
+# A librarian still available when their shift ends is set away this long after the end,
+# unless they said at the desk that they stay.
+REFLIB_SHIFT_END_GRACE_SECONDS = env_int("REFLIB_SHIFT_END_GRACE_SECONDS", 600, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "chat-sweep": {
         "task": "chat.tasks.sweep",
