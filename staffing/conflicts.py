@@ -331,6 +331,11 @@ def _time_off(c: Candidate) -> Conflict | None:
     return None
 
 
+def _hours(value: float) -> str:
+    """Hours as a person reads them: 7.4, 8, 11.5 (never 7.39008)."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
 def _weekly_hours(c: Candidate) -> Conflict | None:
     day = c.booking.date
     week_start = day - timedelta(days=day.weekday())
@@ -346,9 +351,9 @@ def _weekly_hours(c: Candidate) -> Conflict | None:
         ConflictKind.WEEKLY_HOURS,
         _("%(hours)s h in the week of %(week)s, over the limit of %(limit)s h.")
         % {
-            "hours": f"{week_hours:g}",
+            "hours": _hours(week_hours),
             "week": f"{week_start:%d %b}",
-            "limit": f"{c.person.hour_limit:g}",
+            "limit": _hours(c.person.hour_limit),
         },
     )
 
@@ -364,9 +369,9 @@ def _rest(c: Candidate) -> Conflict | None:
                 ConflictKind.REST,
                 _("Only %(gap)s h of rest next to the shift %(start)s (minimum %(rest)s h).")
                 % {
-                    "gap": f"{gap.total_seconds() / 3600:g}",
+                    "gap": _hours(gap.total_seconds() / 3600),
                     "start": _local(other.start, c.book.zone),
-                    "rest": f"{c.book.min_rest.total_seconds() / 3600:g}",
+                    "rest": _hours(c.book.min_rest.total_seconds() / 3600),
                 },
             )
     return None

@@ -9,14 +9,14 @@ e-mailed; who works when is chosen by the same auto-fill rule a manager would us
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth.models import User
 from django.utils import timezone
 
 from reflib.models import Library, Role
 from reflib.services import staff_upsert
-from staffing.autofill import autofill_propose
+from staffing.autofill import Proposal, autofill_propose
 from staffing.conflicts import conflicts_for
 from staffing.models import (
     Assignment,
@@ -24,6 +24,7 @@ from staffing.models import (
     Availability,
     OpeningHours,
     RequestStatus,
+    Shift,
     ShiftTemplate,
     SpecialDay,
     StaffingPolicy,
@@ -35,6 +36,8 @@ from staffing.services import roster_generate
 from staffing.wallclock import local_instant
 
 WEEKS = 4
+# The accounts a visitor logs in with (see chat's demo): rostered only on the chat desk.
+DEMO_ACCOUNTS = ("librarian", "manager")
 WEEKDAYS: Sequence[int] = range(5)
 WEEKEND: Sequence[int] = (5, 6)
 # Colleagues of the demo accounts, without passwords: they fill the roster, they never log in.
@@ -134,16 +137,38 @@ def seed_staffing_history(library: Library) -> str:
         SpecialDay.objects.create(library=library, date=christmas, note="Christmas Day")
     history_start = local_instant(first, time(0), zone) - timedelta(seconds=1)
     shifts = roster_generate(library=library, start=first, end=last, now=history_start).created
-    proposals = autofill_propose(library=library, start=first, end=last, now=history_start)
-    Assignment.objects.bulk_create(
-        Assignment(shift_id=proposal.shift_id, user_id=proposal.user_id) for proposal in proposals
-    )
+    proposals = _roster_fill(library, first, last, history_start, people)
 
     pending = _pending_requests(library, people)
     return (
         f"Staffing: {len(templates)} shift templates, {len(shifts)} shifts from {first} to "
         f"{last}, {len(proposals)} assignments, {pending}"
     )
+
+
+def _roster_fill(
+    library: Library, first: date, last: date, now: datetime, people: dict[str, User]
+) -> list[Proposal]:
+    """Auto-fill the roster, keeping the demo's own accounts on the chat desk: whoever tries
+    the demo desk then answers the demo queue whether or not they are on shift (a librarian
+    rostered at another desk answers only that desk's queues)."""
+    chat_desk = library.service_points.get(slug="chat")
+    chat_shifts = set(Shift.objects.filter(service_point=chat_desk).values_list("pk", flat=True))
+    demo_accounts = {people[name].pk for name in DEMO_ACCOUNTS if name in people}
+    kept: list[Proposal] = []
+    while True:
+        proposals = [
+            proposal
+            for proposal in autofill_propose(library=library, start=first, end=last, now=now)
+            if proposal.user_id not in demo_accounts or proposal.shift_id in chat_shifts
+        ]
+        if not proposals:
+            return kept
+        Assignment.objects.bulk_create(
+            Assignment(shift_id=proposal.shift_id, user_id=proposal.user_id)
+            for proposal in proposals
+        )
+        kept += proposals
 
 
 def _pending_requests(library: Library, people: dict[str, User]) -> str:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from reflib.models import Library, ServicePoint, display_name
 from staffing import wallclock
-from staffing.models import OVERNIGHT_HELP, ShiftTemplate, Weekday
+from staffing.models import ShiftTemplate, Weekday
 
 NOTE_MAX = 300
 
@@ -37,15 +37,12 @@ class AvailabilityRowForm(StaffingForm):
     weekday = forms.TypedChoiceField(label=_("Day"), choices=Weekday.choices, coerce=int)
     start_time = forms.TimeField(label=_("From"), widget=forms.TimeInput(attrs={"type": "time"}))
     end_time = forms.TimeField(
-        label=_("Until"), widget=forms.TimeInput(attrs={"type": "time"}), help_text=OVERNIGHT_HELP
+        label=_("Until"),
+        widget=forms.TimeInput(attrs={"type": "time"}),
+        help_text=_(
+            "An end at or before the start is on the next day; equal times are a whole day."
+        ),
     )
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        if data.get("start_time") is not None and data.get("start_time") == data.get("end_time"):
-            raise forms.ValidationError(_("A period needs a length: its times are equal."))
-        return data
 
 
 if TYPE_CHECKING:
