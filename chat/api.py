@@ -45,8 +45,8 @@ from rest_framework.views import APIView
 
 from chat import origins, selectors, services, tasks
 from chat.errors import HTTP_STATUS, ChatError, ErrorCode
+from chat.mail import check_mail_budget
 from chat.models import Conversation, Sender
-from chat.ratelimit import client_ip, hit
 from chat.serializers import (
     ConversationEmailSerializer,
     ConversationStartedSerializer,
@@ -64,6 +64,7 @@ from chat.serializers import (
 )
 from chat.uploads import UnsupportedFileType, clean_filename, detect_content_type
 from reflib.models import Queue
+from reflib.ratelimit import address_key, client_ip, hit
 
 MAX_JSON_BYTES = 64 * 1024
 # Room for the multipart boundaries and part headers around the file itself.
@@ -266,9 +267,12 @@ class PatronAPIView(APIView):
         validation, so malformed attempts spend it too; chats and tickets share it, as both
         create work from an anonymous request), valid fields, the queue, and no block."""
         ip = client_ip(request)
-        self.check_rate(f"start:{ip}", settings.REFLIB_RATE_SESSION_START, too_many)
+        self.check_rate(f"start:{address_key(ip)}", settings.REFLIB_RATE_SESSION_START, too_many)
         data = self.validated(serializer_class, request)
         queue = self.queue(request, data["queue"])
+        self.check_rate(
+            f"start:lib:{queue.library_id}", settings.REFLIB_RATE_SESSION_START_LIBRARY, too_many
+        )
         services.check_patron_not_blocked(library=queue.library, ip=ip)
         return ip, data, queue
 
@@ -397,6 +401,7 @@ class TicketCreateView(PatronAPIView):
     )
     def post(self, request: Request) -> Response:
         _ip, data, queue = self.admit(request, TicketCreateSerializer, "Too many questions sent.")
+        check_mail_budget(data["email"])
         created = services.ticket_create(
             queue=queue, question=data["question"], email=data["email"], name=data["name"]
         )
@@ -550,6 +555,7 @@ class TranscriptView(PatronConversationView):
         self.check_rate(
             f"transcript:{found.token_hash}", TRANSCRIPT_LIMIT, "Too many transcripts sent."
         )
+        check_mail_budget(email)
         conversation_id = found.pk
         transaction.on_commit(lambda: tasks.send_transcript.delay(conversation_id, email))
         return Response({"email": email}, status=202)
@@ -579,6 +585,7 @@ class ConversationTicketView(PatronConversationView):
     def post(self, request: Request, conversation: str) -> Response:
         found = self.conversation(request, conversation)
         data = self.validated(ConversationToTicketSerializer, request)
+        check_mail_budget(data["email"])
         created = services.conversation_to_ticket(conversation_id=found.pk, email=data["email"])
         _send_receipt_on_commit(created)
         return Response({"ticket": created.ticket.public_id}, status=201)

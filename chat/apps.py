@@ -9,6 +9,11 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from chat.demo import seed_chat_history
+        from chat.events import staff_access_changed_receiver
         from reflib.demo import register_history
+        from reflib.signals import staff_access_changed
 
         register_history(seed_chat_history)
+        staff_access_changed.connect(
+            staff_access_changed_receiver, dispatch_uid="chat.staff_access_changed"
+        )

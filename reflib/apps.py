@@ -6,3 +6,6 @@ class ReflibConfig(AppConfig):
     name = "reflib"
     verbose_name = _("Libraries and staff")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from reflib import signals  # noqa: F401  (connects the receivers)
