@@ -309,9 +309,10 @@ class PatronConsumer(ChatConsumer):
     """``/ws/v1/patron/``: one conversation, authenticated by the token in the hello frame."""
 
     staff = False
+    # Set by a good hello; None before (and when the handshake was refused before opened()).
+    session: chat_sessions.PatronSession | None = None
 
     async def opened(self) -> None:
-        self.session: chat_sessions.PatronSession | None = None
         allowed = await orm(chat_sessions.origin_allowed_anywhere)(self.origin, self.host)
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
