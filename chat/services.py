@@ -511,7 +511,7 @@ def conversation_transfer(
         if not to_queue.is_active:
             raise ChatError("not_found", _("No such queue."))
         if to_queue.library_id != conversation.queue.library_id and to_queue.pk not in set(
-            conversation.queue.partners.values_list("pk", flat=True)
+            Queue.objects.partners_of(conversation.queue).values_list("pk", flat=True)
         ):
             raise ChatError(
                 "forbidden", _("You can transfer only to your library's queues or its partners.")
@@ -852,7 +852,9 @@ def _sweep_waiting(conversation: Conversation, now: datetime, result: SweepResul
 
 
 def _online_partner(queue: Queue) -> Queue | None:
-    for partner in queue.partners.filter(is_active=True).select_related("library"):
+    for partner in (
+        Queue.objects.partners_of(queue).filter(is_active=True).select_related("library")
+    ):
         if queue_availability(partner).online:
             return partner
     return None

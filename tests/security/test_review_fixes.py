@@ -19,7 +19,7 @@ from chat import services
 from chat.errors import ChatError
 from chat.models import Conversation, Participant, PatronBlock, Presence, Sender, Ticket
 from chat.sessions import desk_queue, desk_send, desk_transfer
-from reflib.models import Membership, Role
+from reflib.models import Membership, Queue, Role
 from reflib.services import staff_upsert
 from reflib.validators import normalize_origin
 from tests.chat.conftest import start, start_accepted
@@ -393,3 +393,37 @@ def test_seed_demo_runs_outside_the_embedded_demo_when_forced(db: None, settings
     settings.REFLIB_EMBEDDED = False
     call_command("seed_demo", "--no-history", "--force", stdout=io.StringIO())
     assert User.objects.filter(username="librarian").exists()
+
+
+# --- rollover partnership ----------
+
+
+def test_a_partner_that_did_not_agree_receives_no_rollover_or_transfer(cast: Cast) -> None:
+    cast.queue.partners.add(cast.other_queue)  # one side only
+    started = start_accepted(cast.queue, cast.librarian)
+
+    assert list(Queue.objects.partners_of(cast.queue)) == []
+    refused = code_of(
+        lambda: services.conversation_transfer(
+            conversation_id=started.pk, user=cast.librarian, to_queue=cast.other_queue
+        )
+    )
+    assert refused == "forbidden"
+
+
+def test_a_partnership_both_sides_agreed_to_works(cast: Cast) -> None:
+    cast.queue.partners.add(cast.other_queue)
+    cast.other_queue.accepts_rollover_from.add(cast.queue)
+    started = start_accepted(cast.queue, cast.librarian)
+
+    assert list(Queue.objects.partners_of(cast.queue)) == [cast.other_queue]
+    services.conversation_transfer(
+        conversation_id=started.pk, user=cast.librarian, to_queue=cast.other_queue
+    )
+    assert Conversation.objects.get(pk=started.pk).queue == cast.other_queue
+
+
+def test_accepting_rollovers_alone_sends_nobody_anywhere(cast: Cast) -> None:
+    cast.other_queue.accepts_rollover_from.add(cast.queue)
+
+    assert list(Queue.objects.partners_of(cast.queue)) == []
