@@ -377,9 +377,9 @@ class ConversationStartView(PatronAPIView):
         started = services.conversation_start(
             queue=queue,
             question=data["question"],
-            name=data["name"],
-            email=data["email"],
-            page_url=data["page_url"],
+            name=data.get("name", ""),
+            email=data.get("email", ""),
+            page_url=data.get("page_url", ""),
             ip=ip,
         )
         return Response(
@@ -403,7 +403,10 @@ class TicketCreateView(PatronAPIView):
         _ip, data, queue = self.admit(request, TicketCreateSerializer, "Too many questions sent.")
         check_mail_budget(data["email"])
         created = services.ticket_create(
-            queue=queue, question=data["question"], email=data["email"], name=data["name"]
+            queue=queue,
+            question=data["question"],
+            email=data["email"],
+            name=data.get("name", ""),
         )
         _send_receipt_on_commit(created)
         return Response({"ticket": created.ticket.public_id}, status=201)
@@ -550,7 +553,8 @@ class TranscriptView(PatronConversationView):
         # Only the patron's own address: whoever holds the token later (a shared computer)
         # must not send the conversation elsewhere.
         email = found.patron_email
-        if not email or (data["email"] and data["email"].lower() != email.lower()):
+        asked = data.get("email", "")
+        if not email or (asked and asked.lower() != email.lower()):
             raise exceptions.ValidationError({"email": [TRANSCRIPT_ADDRESS]})
         self.check_rate(
             f"transcript:{found.token_hash}", TRANSCRIPT_LIMIT, "Too many transcripts sent."
