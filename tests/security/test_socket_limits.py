@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from channels.db import database_sync_to_async
 from pytest_django import Settings
@@ -198,3 +200,19 @@ async def test_a_desk_send_to_another_librarys_chat_is_not_found(
 
     error = await desk.recv_until("error")
     assert error["code"] == "not_found"
+
+
+@pytest.mark.parametrize("body", ["nul \x00 here", "lone \ud800 surrogate"])
+async def test_text_a_database_cannot_hold_is_invalid_not_a_server_error(
+    cast: Cast, sockets: Sockets, body: str
+) -> None:
+    started = await db(start)(cast.queue)
+    patron, _welcome = await sockets.patron(started)
+    await patron.drain()
+
+    await patron.send_text(json.dumps({"type": "send", "client_msg_id": "c", "body": body}))
+
+    error = await patron.recv_until("error")
+    assert error["code"] == "invalid"
+    await patron.send({"type": "ping"})
+    assert await patron.recv_until("pong") == {"type": "pong"}
