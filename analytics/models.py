@@ -21,13 +21,10 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from chat.models import Conversation
 from reflib.models import LibraryOwned, Queue, ScopedQuerySet, ServicePoint
-
-StrOrPromise = str | Promise
 
 
 class CategoryKind(models.TextChoices):
@@ -55,34 +52,6 @@ DEFAULT_QUESTION_TYPES = [
     ("other", _("Other")),
 ]
 CHAT_FORMAT = "chat"
-
-# READ scale (Bella Karr Gerlich, readscale.org): shown wherever staff choose a level.
-READ_LEVELS: dict[int, StrOrPromise] = {
-    1: _(
-        "Least effort; no specialised knowledge; under 5 minutes "
-        "(directions, hours, where is the printer)."
-    ),
-    2: _(
-        "Minimal knowledge; nominal resources (call numbers, where an item is, policies, "
-        "simple catalogue lookups)."
-    ),
-    3: _(
-        "Some effort and time; ready-reference resources; minimal instruction "
-        "(showing the catalogue, pointing to a database)."
-    ),
-    4: _(
-        "Several resources; subject knowledge; instruction "
-        "(complex search strategies, interlibrary loan)."
-    ),
-    5: _(
-        "More time and effort; several resources, possibly scheduled or cooperative work "
-        "(interdisciplinary research, false leads)."
-    ),
-    6: _(
-        "Most effort; cannot be answered on the spot; in-depth research "
-        "(bibliographies, faculty and doctoral research)."
-    ),
-}
 
 
 class CategoryQuerySet(ScopedQuerySet["Category"]):
