@@ -62,6 +62,8 @@ class TallyForm(forms.Form):
     )
 
     def __init__(self, *args: Any, library: Library, **kwargs: Any) -> None:
+        # Unique ids on the desk page, which holds the conversations' forms too.
+        kwargs.setdefault("auto_id", "tally-%s")
         super().__init__(*args, **kwargs)
         self.library = library
         point_field = self.fields["service_point"]

@@ -1,8 +1,9 @@
-"""The desk's tally: count in one request, remembered choices, undo only briefly and only one's own."""
+"""The desk's tally: one request counts, choices are remembered, undo is brief and personal."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.test import Client
 from django.urls import reverse
@@ -15,11 +16,10 @@ from tests.analytics.conftest import category
 from tests.conftest import Cast
 
 
-def count(client: Client, **data: object) -> dict[str, object]:
+def count(client: Client, **data: object) -> dict[str, Any]:
     response = client.post(reverse("analytics_tally"), data)
     assert response.status_code == 201, response.content
-    result = response.json()
-    assert isinstance(result, dict)
+    result: dict[str, Any] = response.json()
     return result
 
 
@@ -40,7 +40,11 @@ def test_one_post_counts_a_desk_question_with_its_details(cast: Cast) -> None:
     )
 
     recorded = Transaction.objects.get(pk=result["id"])
-    assert (recorded.library, recorded.service_point, recorded.format) == (cast.library, desk, phone)
+    assert (recorded.library, recorded.service_point, recorded.format) == (
+        cast.library,
+        desk,
+        phone,
+    )
     assert (recorded.question_type, recorded.read_level) == (policy, 2)
     assert recorded.staff == cast.librarian
     assert recorded.source == Source.TALLY
