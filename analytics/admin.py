@@ -232,6 +232,7 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
     read_counts = selectors.read_distribution(scope)
     read_labels = dict(READ_LEVELS)
     levels = selectors.service_levels(scope)
+    coverage = selectors.demand_vs_coverage(scope)
     query = form.query()
     slug = scope.library.slug
     return {
@@ -253,6 +254,10 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
             ]
         ),
         "levels": levels,
+        "coverage": coverage,
+        "coverage_rows": charts.coverage_rows(coverage),
+        "under_named": [(charts.hour_name(c), c) for c in coverage.under[: selectors.NAMED_HOURS]],
+        "over_named": [(charts.hour_name(c), c) for c in coverage.over[: selectors.NAMED_HOURS]],
         "outcome_rows": _outcome_rows(levels),
         "rating_shares": charts.shares(
             [(str(score), levels.ratings.get(score, 0)) for score in range(5, 0, -1)]

@@ -38,7 +38,8 @@ from django.db.models import (
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind, Outcome, Transaction
-from reflib.models import Library
+from reflib.models import Library, ServicePoint
+from staffing.selectors import staffed_hours_by_hour_of_week
 
 MAX_DAYS = 3660
 
@@ -326,3 +327,80 @@ def _spread(
         .values_list(column, flat=True)
     )
     return Spread(count=count, median=percentile(values, 0.5), p90=percentile(values, 0.9))
+
+
+# --- demand versus coverage ----------
+
+# An hour is named under-staffed when it has questions but nobody rostered, or at least this
+# many times the range's overall questions per staff-hour; over-staffed when it is rostered and
+# has at most 1/OUTLIER of it (no questions at all included).
+OUTLIER = 2.0
+NAMED_HOURS = 5
+
+
+@dataclass(frozen=True)
+class CoverageCell:
+    weekday: int
+    hour: int
+    questions: int
+    staff_hours: float
+
+    @property
+    def per_staff_hour(self) -> float | None:
+        return self.questions / self.staff_hours if self.staff_hours else None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Demand (questions) against rostered staff-hours for each local hour of the week."""
+
+    cells: list[CoverageCell]
+    overall: float | None  # questions per staff-hour over the rostered hours of the range
+    under: list[CoverageCell]  # busiest first
+    over: list[CoverageCell]  # quietest first
+
+    def assessment(self, cell: CoverageCell) -> str:
+        if cell in self.under:
+            return "under"
+        if cell in self.over:
+            return "over"
+        return ""
+
+
+def demand_vs_coverage(scope: Scope) -> Coverage:
+    """Questions per rostered staff-hour per hour of the week (the staffing app's roster).
+
+    The roster is narrowed by the scope's service point; queue and format filters narrow only
+    the questions.
+    """
+    point = None
+    if scope.service_point_id is not None:
+        point = ServicePoint.objects.get(pk=scope.service_point_id, library=scope.library)
+    staffed = staffed_hours_by_hour_of_week(
+        library=scope.library, start=scope.start, end=scope.end, service_point=point
+    )
+    demand = heatmap(scope)
+    cells = [
+        CoverageCell(
+            weekday=weekday,
+            hour=hour,
+            questions=demand.get((weekday, hour), 0),
+            staff_hours=round(staffed.get((weekday, hour), 0.0), 4),
+        )
+        for weekday, hour in hours_of_week()
+    ]
+    rostered = [cell for cell in cells if cell.staff_hours]
+    total_hours = sum(cell.staff_hours for cell in rostered)
+    overall = sum(cell.questions for cell in rostered) / total_hours if total_hours else None
+    under = [cell for cell in cells if cell.questions and not cell.staff_hours]
+    over: list[CoverageCell] = []
+    if overall is not None:
+        for cell in rostered:
+            ratio = cell.per_staff_hour or 0.0
+            if overall and ratio >= OUTLIER * overall:
+                under.append(cell)
+            elif ratio <= overall / OUTLIER:
+                over.append(cell)
+    under.sort(key=lambda c: (-(c.per_staff_hour or math.inf), -c.questions))
+    over.sort(key=lambda c: (c.per_staff_hour or 0.0, -c.staff_hours))
+    return Coverage(cells=cells, overall=overall, under=under, over=over)
