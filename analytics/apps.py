@@ -16,7 +16,13 @@ class AnalyticsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from analytics.demo import seed_analytics_history
         from chat.signals import conversation_ended, conversation_rated
+        from reflib.demo import register_history
+
+        # After the chat's seeder (chat is installed first): its conversations become
+        # transactions through the same service as live ones.
+        register_history(seed_analytics_history)
 
         # Both signals carry only the id: the service reads the conversation as it is now, so
         # a rating given after the chat ended reaches its transaction too.
