@@ -232,7 +232,8 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
     read_counts = selectors.read_distribution(scope)
     read_labels = dict(READ_LEVELS)
     levels = selectors.service_levels(scope)
-    coverage = selectors.demand_vs_coverage(scope)
+    demand = selectors.heatmap(scope)
+    coverage = selectors.demand_vs_coverage(scope, demand=demand)
     query = form.query()
     slug = scope.library.slug
     return {
@@ -241,7 +242,7 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
         "total": sum(day.count for day in days),
         "volume": charts.volume_chart(days),
         "days": days,
-        "heat_rows": charts.heat_rows(selectors.heatmap(scope)),
+        "heat_rows": charts.heat_rows(demand),
         "hours": list(range(24)),
         "read_shares": charts.shares(
             [(str(read_labels[level]), read_counts.get(level, 0)) for level in range(1, 7)]

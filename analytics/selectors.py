@@ -367,11 +367,11 @@ class Coverage:
         return ""
 
 
-def demand_vs_coverage(scope: Scope) -> Coverage:
+def demand_vs_coverage(scope: Scope, *, demand: HeatMap | None = None) -> Coverage:
     """Questions per rostered staff-hour per hour of the week (the staffing app's roster).
 
     The roster is narrowed by the scope's service point; queue and format filters narrow only
-    the questions.
+    the questions. ``demand`` is the scope's :func:`heatmap` when the caller has it already.
     """
     point = None
     if scope.service_point_id is not None:
@@ -379,7 +379,8 @@ def demand_vs_coverage(scope: Scope) -> Coverage:
     staffed = staffed_hours_by_hour_of_week(
         library=scope.library, start=scope.start, end=scope.end, service_point=point
     )
-    demand = heatmap(scope)
+    if demand is None:
+        demand = heatmap(scope)
     cells = [
         CoverageCell(
             weekday=weekday,
