@@ -170,10 +170,8 @@ class TransactionAdmin(LibraryScopedAdmin):
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        libraries = managed_libraries(request)
-        if getattr(request.user, "is_superuser", False):
-            libraries = type(libraries).model.objects.all()
-        context = {"statistics_libraries": libraries.order_by("name"), **(extra_context or {})}
+        libraries = managed_libraries(request).order_by("name")
+        context = {"statistics_libraries": libraries, **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
     def _context(self, request: HttpRequest, library: Any, title: str) -> dict[str, Any]:
