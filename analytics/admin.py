@@ -207,18 +207,22 @@ class TransactionAdmin(LibraryScopedAdmin):
             except ValidationError as error:
                 form.add_error("mapping", error)
             else:
-                report = import_transactions(
-                    stream=data["file"],
-                    library=scoped,
-                    mapping=mapping,
-                    dry_run=data["dry_run"],
-                    skip_bad=data["skip_bad"],
-                    user=request.user,
-                )
-                context["report"] = report
-                if report.imported and not data["dry_run"]:
-                    messages.success(request, report.summary)
-                    return redirect(reverse("admin:analytics_statistics", args=[scoped.slug]))
+                try:
+                    report = import_transactions(
+                        stream=data["file"],
+                        library=scoped,
+                        mapping=mapping,
+                        dry_run=data["dry_run"],
+                        skip_bad=data["skip_bad"],
+                        user=request.user,
+                    )
+                except ValidationError as error:
+                    form.add_error("file", error)
+                else:
+                    context["report"] = report
+                    if report.imported and not data["dry_run"]:
+                        messages.success(request, report.summary)
+                        return redirect(reverse("admin:analytics_statistics", args=[scoped.slug]))
         context["form"] = form
         return TemplateResponse(request, "admin/analytics/import.html", context)
 

@@ -260,7 +260,7 @@ def _digest(values: dict[str, Any], tags: list[str]) -> str:
 def _read(text: str) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
-    if header is None:
+    if not header or not any(column.strip() for column in header):
         raise ValidationError(_("The file is empty."))
 
     def rows() -> Iterable[tuple[int, dict[str, str]]]:

@@ -237,3 +237,25 @@ def test_the_admin_import_checks_first_and_then_imports(cast: Cast, desk: Servic
     done = upload(GOOD)
     assert done.status_code == 302  # type: ignore[attr-defined]
     assert Transaction.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\n", b"The file is empty."),
+        (b"\xff\xfe\x00bad", b"not UTF-8"),
+        (b"when,what\n2026-03-02,x\n", b"no format column"),
+    ],
+)
+def test_the_admin_import_explains_a_file_it_cannot_read(
+    cast: Cast, content: bytes, message: bytes
+) -> None:
+    client = cast.client_for(cast.manager)
+
+    response = client.post(
+        "/admin/analytics/transaction/import/demo/",
+        {"file": SimpleUploadedFile("stats.csv", content), "dry_run": "on"},
+    )
+
+    assert response.status_code == 200
+    assert message in response.content
