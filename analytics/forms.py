@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from crispy_forms.bootstrap import InlineRadios
 from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Layout
 from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -42,11 +44,12 @@ class TallyForm(forms.Form):
         queryset=Category.objects.none(),
         widget=forms.RadioSelect,
         required=False,
+        blank=True,
         empty_label=_("Not given"),
     )
     read_level = forms.TypedChoiceField(
         label=_("READ level"),
-        choices=READ_LEVELS,
+        choices=[*READ_LEVELS, ("", _("Not given"))],
         coerce=int,
         empty_value=None,
         required=False,
@@ -82,6 +85,14 @@ class TallyForm(forms.Form):
         type_field.queryset = _entries(library, CategoryKind.QUESTION_TYPE)
         self.helper = FormHelper()
         self.helper.form_tag = False
+        # Short lists side by side: the card stays small next to the queue.
+        self.helper.layout = Layout(
+            "service_point",
+            InlineRadios("format"),
+            InlineRadios("question_type"),
+            "read_level",
+            "note",
+        )
 
 
 class ScopeForm(forms.Form):
