@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
@@ -10,5 +11,15 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from chat.demo import seed_chat_history
         from reflib.demo import register_history
+        from reflib.jobs import Periodic, register_periodic
 
         register_history(seed_chat_history)
+        register_periodic(
+            Periodic(
+                name="chat-sweep",
+                task="chat.tasks.sweep",
+                every_s=settings.REFLIB_SWEEP_SECONDS,
+                expires_s=30,
+                description="The chat's timers: presence, ticket offers, rollover, missed.",
+            )
+        )

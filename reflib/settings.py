@@ -174,16 +174,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# The chat's timers (presence expiry, ticket offers, rollover, missed, abandoned) survive
-# restarts because they are a periodic sweep of the database, not in-memory sleeps.
-CELERY_BEAT_SCHEDULE = {
-    "chat-sweep": {
-        "task": "chat.tasks.sweep",
-        "schedule": float(env_int("REFLIB_SWEEP_SECONDS", 5, minimum=1)),
-        "options": {"expires": 30},
-    },
-    "clear-expired-sessions": {"task": "reflib.tasks.clear_sessions", "schedule": 86400.0},
-}
+# The periodic schedule lives in the database (django-celery-beat, shown in the admin); each
+# app declares its jobs and `migrate` creates the missing ones (reflib/jobs.py). The sweep's
+# interval here is only its first value; afterwards the admin is the place to change it.
+REFLIB_SWEEP_SECONDS = env_int("REFLIB_SWEEP_SECONDS", 5, minimum=1)
+# Each job run is recorded (JobRun, in the admin) and kept this many days.
+REFLIB_JOB_RUN_DAYS = env_int("REFLIB_JOB_RUN_DAYS", 14, minimum=1)
 
 # --- E-mail ----------------------------------------------------------------------------------
 
