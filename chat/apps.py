@@ -1,3 +1,5 @@
+from datetime import time
+
 from django.apps import AppConfig
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -21,5 +23,13 @@ class ChatConfig(AppConfig):
                 every_s=settings.REFLIB_SWEEP_SECONDS,
                 expires_s=30,
                 description="The chat's timers: presence, ticket offers, rollover, missed.",
+            )
+        )
+        register_periodic(
+            Periodic(
+                name="retention",
+                task="chat.tasks.apply_retention",
+                at=time(3, 30),
+                description="Anonymise conversations older than the library's retention.",
             )
         )

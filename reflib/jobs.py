@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 
 ERROR_MAX_CHARS = 2000
 
+# Daily jobs retry a failure three times, 1, 2 and 4 minutes later, then record it as failed.
+# Their services are idempotent, so a retry (or a redelivery after a crash) does no harm.
+DAILY_RETRY: dict[str, Any] = {
+    "autoretry_for": (Exception,),
+    "max_retries": 3,
+    "retry_backoff": 60,
+    "retry_jitter": False,
+}
+
 
 @dataclass(frozen=True)
 class Periodic:

@@ -7,6 +7,7 @@ foreign key, and every read of it goes through a library-scoped QuerySet (``for_
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,13 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from reflib.validators import normalize_origin, validate_origin, validate_timezone
+from reflib.redaction import compile_patterns
+from reflib.validators import (
+    normalize_origin,
+    validate_card_patterns,
+    validate_origin,
+    validate_timezone,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -65,6 +72,15 @@ class Library(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(20)],
     )
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    card_patterns = models.TextField(
+        _("library card number patterns"),
+        blank=True,
+        validators=[validate_card_patterns],
+        help_text=_(
+            "One regular expression per line for this library's own card numbers, e.g. "
+            "\\bLIB-\\d{6}\\b. Reports and retention redact them like 14-digit barcodes."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects: ClassVar[LibraryQuerySet] = LibraryQuerySet.as_manager()  # type: ignore[assignment]
@@ -89,6 +105,9 @@ class Library(models.Model):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def compiled_card_patterns(self) -> list[re.Pattern[str]]:
+        return compile_patterns(self.card_patterns.splitlines())
 
     def allows_origin(self, origin: str) -> bool:
         return self.allowed_origins.filter(origin=origin.lower()).exists()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from reflib import redaction_corpus
 from reflib.redaction import Kind, Redactor, compile_patterns, redact, stated_names
+from tests.conftest import Cast
 
 # The corpus figures when these thresholds were set (docs/operations.md): every kind had a
 # precision of 1.000 and a recall of 0.889 (phone) or better.
@@ -100,3 +102,23 @@ def test_the_figures_command_prints_a_row_per_kind(capsys: pytest.CaptureFixture
 def test_the_figures_command_refuses_a_missing_corpus_clearly() -> None:
     with pytest.raises(CommandError, match="cannot read the corpus"):
         call_command("redaction_figures", "--corpus", "/nonexistent/corpus.txt")
+
+
+@pytest.mark.django_db
+def test_a_manager_edits_the_card_patterns_in_the_admin_and_bad_ones_are_refused(
+    cast: Cast,
+) -> None:
+    page = cast.client_for(cast.manager).get(f"/admin/reflib/library/{cast.library.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="card_patterns"' in page.content.decode()
+
+    cast.library.card_patterns = "\\bLIB-\\d{6}\\b\n\n[0-9]{9}"
+    cast.library.full_clean()
+    assert len(cast.library.compiled_card_patterns()) == 2
+    for bad, message in [
+        ("(unclosed", "Line 1 is not a valid"),
+        ("x\n\\d*", "Line 2 matches empty"),
+    ]:
+        cast.library.card_patterns = bad
+        with pytest.raises(ValidationError, match=message):
+            cast.library.full_clean()
