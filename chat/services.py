@@ -48,7 +48,7 @@ from chat.selectors import (
     wait_model,
     waiting_conversations,
 )
-from chat.signals import conversation_ended
+from chat.signals import conversation_ended, conversation_rated
 from reflib.models import Library, Membership, Queue, display_name
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,8 @@ def conversation_rate(*, conversation_id: int, score: int, comment: str = "") ->
     conversation.rating = score
     conversation.rating_comment = comment
     conversation.save(update_fields=["rating", "rating_comment"])
+    pk = conversation.pk
+    transaction.on_commit(lambda: conversation_rated.send(sender=Conversation, conversation_id=pk))
     return conversation
 
 
@@ -535,8 +537,8 @@ def conversation_close(
         _check_owner(conversation, user)
     conversation.read_level = read_level
     conversation.tags = clean_tags(tags or [])
-    status = Status.CLOSED if conversation.accepted_at else Status.ABANDONED
-    _finish(conversation, status, reason="closed by librarian")
+    # Closed, not abandoned, also while it waits: "abandoned" means the patron left.
+    _finish(conversation, Status.CLOSED, reason="closed by librarian")
     return conversation
 
 
@@ -584,11 +586,7 @@ def patron_block(*, conversation_id: int, user: User, hours: int, reason: str = 
         created_by=user,
     )
     if conversation.is_open:
-        _finish(
-            conversation,
-            Status.CLOSED if conversation.accepted_at else Status.ABANDONED,
-            reason="ended by staff",
-        )
+        _finish(conversation, Status.CLOSED, reason="ended by staff")
     return block
 
 

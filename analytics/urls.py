@@ -1,0 +1,33 @@
+"""Routes of the analytics app: the desk's tally and the managers' stable CSV URLs."""
+
+from django.urls import path
+
+from analytics import views
+
+urlpatterns = [
+    path("analytics/tally/", views.tally, name="analytics_tally"),
+    path("analytics/tally/form/", views.tally_form, name="analytics_tally_form"),
+    path("analytics/tally/<int:pk>/undo/", views.tally_undo, name="analytics_tally_undo"),
+    path(
+        "analytics/<slug:library>/transactions.csv",
+        views.transactions_csv,
+        name="analytics_transactions_csv",
+    ),
+    path("analytics/<slug:library>/heatmap.csv", views.heatmap_csv, name="analytics_heatmap_csv"),
+    path(
+        "analytics/<slug:library>/service-levels.csv",
+        views.service_levels_csv,
+        name="analytics_service_levels_csv",
+    ),
+    path("analytics/<slug:library>/volume.csv", views.volume_csv, name="analytics_volume_csv"),
+    path(
+        "analytics/<slug:library>/read-levels.csv",
+        views.read_levels_csv,
+        name="analytics_read_levels_csv",
+    ),
+    path(
+        "analytics/<slug:library>/question-types.csv",
+        views.question_types_csv,
+        name="analytics_question_types_csv",
+    ),
+]
