@@ -1,3 +1,4 @@
+from datetime import time
 from typing import Any
 
 from django.apps import AppConfig
@@ -22,3 +23,14 @@ class AnalyticsConfig(AppConfig):
         # a rating given after the chat ended reaches its transaction too.
         conversation_ended.connect(_record_chat, dispatch_uid="analytics.record_chat")
         conversation_rated.connect(_record_chat, dispatch_uid="analytics.record_chat_rating")
+
+        from reflib.jobs import Periodic, register_periodic
+
+        register_periodic(
+            Periodic(
+                name="daily-report",
+                task="analytics.tasks.build_daily_report",
+                at=time(0, 30),
+                description="Build and e-mail the report on the library's previous local day.",
+            )
+        )

@@ -18,8 +18,10 @@ by public id and library, never the personal data itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from re import Pattern
 
 from django.db import transaction
 from django.utils import timezone
@@ -46,20 +48,28 @@ class RetentionResult:
     tickets: int = 0
 
 
+def patron_redactor(
+    *,
+    patron_names: Iterable[str],
+    patron_texts: Iterable[str],
+    card_patterns: Sequence[Pattern[str]],
+) -> Redactor:
+    """A redactor that knows the patron's name (as given, and any they stated in their own
+    words: the question, their messages) and the library's own card number patterns."""
+    names = stated_names(patron_texts) | {name for name in patron_names if name}
+    return Redactor(names=names, card_patterns=card_patterns)
+
+
 def conversation_redactor(conversation: Conversation) -> Redactor:
-    """A redactor that knows the patron's name (the form's, and any they stated in the chat)
-    and the library's own card number patterns."""
-    patron_texts = list(
-        conversation.events.filter(kind=EventKind.MESSAGE, sender=Sender.PATRON).values_list(
-            "body", flat=True
-        )
-    )
-    names = stated_names([conversation.question, *patron_texts])
-    names |= {n for n in (conversation.patron_name,) if n}
+    patron_texts = conversation.events.filter(
+        kind=EventKind.MESSAGE, sender=Sender.PATRON
+    ).values_list("body", flat=True)
     ticket = Ticket.objects.filter(conversation=conversation).first()
-    if ticket is not None and ticket.patron_name:
-        names.add(ticket.patron_name)
-    return Redactor(names=names, card_patterns=conversation.library.compiled_card_patterns())
+    return patron_redactor(
+        patron_names=[conversation.patron_name, ticket.patron_name if ticket else ""],
+        patron_texts=[conversation.question, *patron_texts],
+        card_patterns=conversation.library.compiled_card_patterns(),
+    )
 
 
 def _scrub_events(conversation: Conversation, redactor: Redactor) -> None:
