@@ -172,13 +172,15 @@ def _conversations(library: Library, scope: Scope) -> dict[str, Any]:
             patron_texts=[conversation.question, *patron_texts],
             card_patterns=card_patterns,
         )
-        lines = []
+        lines, redacted_patron_texts = [], []
         for event in own:
             text = redactor.redact(event["body"])
+            if event["sender"] == Sender.PATRON and event["kind"] == EventKind.MESSAGE:
+                redacted_patron_texts.append(text)
             sender = SENDER_LABELS.get(event["sender"]) or event["author_name"] or "Librarian"
             lines.append([_clock(event["created_at"], zone), sender, _line(event, text)])
-        # Patron messages repeat the question as their first line; count each text once.
-        patron_words.append(" ".join(redactor.redact(t) for t in dict.fromkeys(patron_texts)))
+        # The question is the patron's first message; a word counts once per conversation.
+        patron_words.append(" ".join(redacted_patron_texts))
         if conversation.status in (Status.MISSED, Status.ABANDONED):
             waited = (conversation.closed_at or end) - conversation.created_at
             unanswered.append(

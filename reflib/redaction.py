@@ -100,6 +100,9 @@ _ADDRESS_ES = re.compile(
     r",?\s*(?:n[º°o]\.?\s*)?\d{1,4}(?:,?\s*\d{1,2}[º°ª]?\s*[A-Za-z]?)?\b"
 )
 
+_DIGIT = re.compile(r"\d")
+_BRACKETED_AT = re.compile(r"[(\[]\s*at\s*[)\]]", re.IGNORECASE)
+
 _NAME_PART = r"[A-ZÁÉÍÓÚÑ][a-záéíóúñ'\u2019-]+"
 _STATED_NAME = re.compile(
     r"\b(?:my name is|my name's|i am called|me llamo|mi nombre es|this is)\s+"
@@ -178,17 +181,20 @@ class Redactor:
     def spans(self, text: str) -> list[Span]:
         """Non-overlapping spans of personal data in ``text``, in order."""
         candidates: list[Span] = []
-        candidates += _spans(_EMAIL, text, Kind.EMAIL)
+        # Most chat lines have no "@" and no digit: skip the patterns that need one.
+        if "@" in text or _BRACKETED_AT.search(text):
+            candidates += _spans(_EMAIL, text, Kind.EMAIL)
         for pattern in self._card_patterns:
             candidates += _spans(pattern, text, Kind.CARD)
-        candidates += _spans(_CODABAR, text, Kind.CARD)
-        for match in _CARD_CONTEXT.finditer(text):
-            candidates.append(Span(match.start("number"), match.end("number"), Kind.CARD))
-        candidates += _spans(_INTERNATIONAL, text, Kind.PHONE, check=_international(text))
-        candidates += _spans(_NANP, text, Kind.PHONE, check=_not_isbn(text))
-        candidates += _spans(_NANP_LOCAL, text, Kind.PHONE, check=_not_isbn(text))
-        candidates += _spans(_ADDRESS_EN, text, Kind.ADDRESS)
-        candidates += _spans(_ADDRESS_ES, text, Kind.ADDRESS)
+        if _DIGIT.search(text):
+            candidates += _spans(_CODABAR, text, Kind.CARD)
+            for match in _CARD_CONTEXT.finditer(text):
+                candidates.append(Span(match.start("number"), match.end("number"), Kind.CARD))
+            candidates += _spans(_INTERNATIONAL, text, Kind.PHONE, check=_international(text))
+            candidates += _spans(_NANP, text, Kind.PHONE, check=_not_isbn(text))
+            candidates += _spans(_NANP_LOCAL, text, Kind.PHONE, check=_not_isbn(text))
+            candidates += _spans(_ADDRESS_EN, text, Kind.ADDRESS)
+            candidates += _spans(_ADDRESS_ES, text, Kind.ADDRESS)
         if self._names is not None:
             candidates += _spans(self._names, text, Kind.NAME)
         return _first_wins(candidates)
