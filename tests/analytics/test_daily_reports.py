@@ -20,12 +20,14 @@ from django_celery_beat.models import PeriodicTask
 from analytics import tasks
 from analytics.models import DailyReport
 from analytics.report_services import report_build, report_day_before, report_email
+from reflib.celery import app as celery_app
 from reflib.jobs import periodic_tasks_ensure
 from reflib.models import JobOutcome, JobRun, Library, Role
 from reflib.services import library_upsert, service_point_ensure, staff_upsert
 from staffing.models import Assignment, Shift
 from tests.analytics.report_data import DAY, PERSONAL, Chat, a_day_of_chats, chat_at, local
 from tests.conftest import PASSWORD, Cast
+from tests.live import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -327,3 +329,33 @@ def test_the_command_refuses_bad_arguments_clearly(
     with pytest.raises(CommandError, match=message):
         call_command("build_daily_reports", *args)
     assert not DailyReport.objects.exists()
+
+
+def test_a_report_whose_email_fails_is_retried_then_listed_as_failed_and_sent_later(
+    cast: Cast, day_of_chats: list[Chat], settings: Any
+) -> None:
+    cast.manager.email = "mara@demo-library.org"
+    cast.manager.save()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = free_port()  # nothing listens there: the mail server is down
+    settings.EMAIL_TIMEOUT = 2
+    # Eagerly run tasks retry inline only when they do not propagate their exceptions.
+    celery_app.conf.task_eager_propagates = False
+    try:
+        result = tasks.build_daily_report.delay(library_id=cast.library.pk, day=DAY.isoformat())
+    finally:
+        celery_app.conf.task_eager_propagates = True
+
+    assert result.state == "FAILURE"
+    runs = list(JobRun.objects.filter(task=tasks.build_daily_report.name).order_by("attempt"))
+    assert [run.outcome for run in runs] == [JobOutcome.RETRY] * 3 + [JobOutcome.FAILURE]
+    assert runs[-1].error.startswith("ConnectionRefusedError")
+    report = DailyReport.objects.get()
+    assert report.emailed_at is None
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    tasks.build_daily_report.delay(library_id=cast.library.pk, day=DAY.isoformat())
+    report.refresh_from_db()
+    assert report.emailed_at is not None
+    assert len(mail.outbox) == 1
