@@ -178,10 +178,8 @@ class TransactionAdmin(LibraryScopedAdmin):
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        libraries = managed_libraries(request)
-        if getattr(request.user, "is_superuser", False):
-            libraries = type(libraries).model.objects.all()
-        context = {"statistics_libraries": libraries.order_by("name"), **(extra_context or {})}
+        libraries = managed_libraries(request).order_by("name")
+        context = {"statistics_libraries": libraries, **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
     def _context(self, request: HttpRequest, library: Any, title: str) -> dict[str, Any]:
@@ -240,6 +238,8 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
     read_counts = selectors.read_distribution(scope)
     read_labels = dict(READ_LEVELS)
     levels = selectors.service_levels(scope)
+    demand = selectors.heatmap(scope)
+    coverage = selectors.demand_vs_coverage(scope, demand=demand)
     query = form.query()
     slug = scope.library.slug
     return {
@@ -248,7 +248,7 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
         "total": sum(day.count for day in days),
         "volume": charts.volume_chart(days),
         "days": days,
-        "heat_rows": charts.heat_rows(selectors.heatmap(scope)),
+        "heat_rows": charts.heat_rows(demand),
         "hours": list(range(24)),
         "read_shares": charts.shares(
             [(str(read_labels[level]), read_counts.get(level, 0)) for level in range(1, 7)]
@@ -261,6 +261,10 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
             ]
         ),
         "levels": levels,
+        "coverage": coverage,
+        "coverage_rows": charts.coverage_rows(coverage),
+        "under_named": [(charts.hour_name(c), c) for c in coverage.under[: selectors.NAMED_HOURS]],
+        "over_named": [(charts.hour_name(c), c) for c in coverage.over[: selectors.NAMED_HOURS]],
         "outcome_rows": _outcome_rows(levels),
         "rating_shares": charts.shares(
             [(str(score), levels.ratings.get(score, 0)) for score in range(5, 0, -1)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from analytics import selectors
 from analytics.selectors import DayVolume, HeatMap, hours_of_week
 
 WEEKDAYS = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
@@ -107,3 +108,20 @@ def shares(items: list[tuple[str, int]]) -> list[Share]:
         )
         for label, count in items
     ]
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    weekday: str
+    cells: list[tuple[selectors.CoverageCell, str]]  # the cell and "under", "over" or ""
+
+
+def coverage_rows(coverage: selectors.Coverage) -> list[CoverageRow]:
+    rows = [CoverageRow(weekday=str(name), cells=[]) for name in WEEKDAYS]
+    for cell in coverage.cells:
+        rows[cell.weekday].cells.append((cell, coverage.assessment(cell)))
+    return rows
+
+
+def hour_name(cell: selectors.CoverageCell) -> str:
+    return f"{WEEKDAYS[cell.weekday]} {cell.hour:02d}:00 to {(cell.hour + 1) % 24:02d}:00"

@@ -189,6 +189,20 @@ def question_type_rows(scope: Scope) -> Iterator[Row]:
         yield [entry.label, entry.count]
 
 
+def coverage_rows(scope: Scope) -> Iterator[Row]:
+    coverage = selectors.demand_vs_coverage(scope)
+    yield ["weekday", "hour", "questions", "staff_hours", "questions_per_staff_hour", "staffing"]
+    for cell in coverage.cells:
+        yield [
+            cell.weekday,
+            cell.hour,
+            cell.questions,
+            _number(cell.staff_hours),
+            _number(cell.per_staff_hour),
+            coverage.assessment(cell),
+        ]
+
+
 WRITERS: dict[str, Callable[[Scope], Iterable[Row]]] = {
     "transactions": transaction_rows,
     "heatmap": heatmap_rows,
@@ -196,6 +210,7 @@ WRITERS: dict[str, Callable[[Scope], Iterable[Row]]] = {
     "volume": volume_rows,
     "read-levels": read_level_rows,
     "question-types": question_type_rows,
+    "coverage": coverage_rows,
 }
 
 

@@ -5,6 +5,9 @@ service point, queue and format) and aggregates in SQL. Buckets (days, weekday a
 computed by the database in the library's time zone, so they follow the wall clock across a
 daylight-saving change: a question asked at 10:30 local is in the 10:00 bucket on both sides.
 
+Counts are ``COUNT(*)``, so the heat map and the volume read only the ``(library, started_at)``
+index.
+
 Definitions of the chat service levels (also in ``docs/analytics.md``):
 
 - *chats*: transactions of the library's chat format that have an outcome.
@@ -38,7 +41,8 @@ from django.db.models import (
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind, Outcome, Transaction
-from reflib.models import Library
+from reflib.models import Library, ServicePoint
+from staffing.selectors import staffed_hours_by_hour_of_week
 
 MAX_DAYS = 3660
 
@@ -112,7 +116,7 @@ def volume_by_day(scope: Scope) -> list[DayVolume]:
         transactions_in(scope)
         .annotate(day=TruncDate("started_at", tzinfo=scope.library.zone))
         .values_list("day")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list("day", "n")
     )
     days = scope.days
@@ -139,7 +143,7 @@ def heatmap(scope: Scope) -> HeatMap:
             hour=ExtractHour("started_at", tzinfo=zone),
         )
         .values_list("weekday", "hour")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list("weekday", "hour", "n")
     )
     return {(int(weekday) - 1, int(hour)): int(n) for weekday, hour, n in rows}
@@ -157,7 +161,7 @@ def read_distribution(scope: Scope) -> dict[int | None, int]:
     rows = (
         transactions_in(scope)
         .values_list("read_level")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list("read_level", "n")
     )
     return {level: int(n) for level, n in rows}
@@ -183,7 +187,7 @@ def category_distribution(scope: Scope, *, kind: CategoryKind) -> list[CategoryC
     rows = (
         transactions_in(scope)
         .values_list(f"{path}_id", f"{path}__label")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list(f"{path}_id", f"{path}__label", "n")
     )
     counts = [
@@ -277,7 +281,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
     """The chat service levels of the scope (definitions in this module's docstring)."""
     chats = chat_transactions(scope)
     aggregates: dict[str, Any] = {
-        "chats": Count("id"),
+        "chats": Count("*"),
         "rolled_over": Count("id", filter=Q(rolled_over=True)),
         "rating_mean": Avg("rating"),
     }
@@ -297,7 +301,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
     ratings = dict(
         chats.filter(rating__isnull=False)
         .values_list("rating")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list("rating", "n")
     )
     return ServiceLevels(
@@ -326,3 +330,81 @@ def _spread(
         .values_list(column, flat=True)
     )
     return Spread(count=count, median=percentile(values, 0.5), p90=percentile(values, 0.9))
+
+
+# --- demand versus coverage ----------
+
+# An hour is named under-staffed when it has questions but nobody rostered, or at least this
+# many times the range's overall questions per staff-hour; over-staffed when it is rostered and
+# has at most 1/OUTLIER of it (no questions at all included).
+OUTLIER = 2.0
+NAMED_HOURS = 5
+
+
+@dataclass(frozen=True)
+class CoverageCell:
+    weekday: int
+    hour: int
+    questions: int
+    staff_hours: float
+
+    @property
+    def per_staff_hour(self) -> float | None:
+        return self.questions / self.staff_hours if self.staff_hours else None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Demand (questions) against rostered staff-hours for each local hour of the week."""
+
+    cells: list[CoverageCell]
+    overall: float | None  # questions per staff-hour over the rostered hours of the range
+    under: list[CoverageCell]  # busiest first
+    over: list[CoverageCell]  # quietest first
+
+    def assessment(self, cell: CoverageCell) -> str:
+        if cell in self.under:
+            return "under"
+        if cell in self.over:
+            return "over"
+        return ""
+
+
+def demand_vs_coverage(scope: Scope, *, demand: HeatMap | None = None) -> Coverage:
+    """Questions per rostered staff-hour per hour of the week (the staffing app's roster).
+
+    The roster is narrowed by the scope's service point; queue and format filters narrow only
+    the questions. ``demand`` is the scope's :func:`heatmap` when the caller has it already.
+    """
+    point = None
+    if scope.service_point_id is not None:
+        point = ServicePoint.objects.get(pk=scope.service_point_id, library=scope.library)
+    staffed = staffed_hours_by_hour_of_week(
+        library=scope.library, start=scope.start, end=scope.end, service_point=point
+    )
+    if demand is None:
+        demand = heatmap(scope)
+    cells = [
+        CoverageCell(
+            weekday=weekday,
+            hour=hour,
+            questions=demand.get((weekday, hour), 0),
+            staff_hours=round(staffed.get((weekday, hour), 0.0), 4),
+        )
+        for weekday, hour in hours_of_week()
+    ]
+    rostered = [cell for cell in cells if cell.staff_hours]
+    total_hours = sum(cell.staff_hours for cell in rostered)
+    overall = sum(cell.questions for cell in rostered) / total_hours if total_hours else None
+    under = [cell for cell in cells if cell.questions and not cell.staff_hours]
+    over: list[CoverageCell] = []
+    if overall is not None:
+        for cell in rostered:
+            ratio = cell.per_staff_hour or 0.0
+            if overall and ratio >= OUTLIER * overall:
+                under.append(cell)
+            elif ratio <= overall / OUTLIER:
+                over.append(cell)
+    under.sort(key=lambda c: (-(c.per_staff_hour or math.inf), -c.questions))
+    over.sort(key=lambda c: (c.per_staff_hour or 0.0, -c.staff_hours))
+    return Coverage(cells=cells, overall=overall, under=under, over=over)

@@ -195,7 +195,11 @@ def category_merge(*, sources: Iterable[Category], into: Category, user: User | 
 
 
 def categories_ensure_defaults(*, library: Library) -> None:
-    """Give a library the default formats and question types it does not have yet."""
+    """Give a library the default formats and question types it does not have yet.
+
+    Run when a library is created; pages call it too, for libraries older than the lists (it
+    writes nothing when they are there).
+    """
     defaults = [
         (CategoryKind.FORMAT, DEFAULT_FORMATS),
         (CategoryKind.QUESTION_TYPE, DEFAULT_QUESTION_TYPES),
@@ -205,10 +209,15 @@ def categories_ensure_defaults(*, library: Library) -> None:
             Category.objects.filter(library=library, kind=kind).values_list("slug", flat=True)
         )
         for position, (slug, label) in enumerate(entries, start=1):
-            if slug not in existing:
-                category_add(
-                    library=library, kind=kind, label=str(label), slug=slug, position=position
-                )
+            if slug in existing:
+                continue
+            try:
+                with transaction.atomic():
+                    category_add(
+                        library=library, kind=kind, label=str(label), slug=slug, position=position
+                    )
+            except IntegrityError:
+                pass  # a concurrent request added it first: it is there, which is all we need
 
 
 def category_current(*, library: Library, kind: CategoryKind, slug: str) -> Category | None:

@@ -30,6 +30,9 @@ urlpatterns = [
         views.question_types_csv,
         name="analytics_question_types_csv",
     ),
+    path(
+        "analytics/<slug:library>/coverage.csv", views.coverage_csv, name="analytics_coverage_csv"
+    ),
 ]
 
 urlpatterns += [

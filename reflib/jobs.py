@@ -90,6 +90,8 @@ def periodic_tasks_ensure(*, library: Library | None = None) -> list[PeriodicTas
     created. Existing rows keep what the admin set, except that a library's daily jobs follow
     a change of the library's time zone (same hour and minute, new zone)."""
     created: list[PeriodicTask] = []
+    if library is None:
+        _forget_deleted_libraries()
     libraries = [library] if library is not None else list(Library.objects.all())
     for job in registered_periodic():
         if job.every_s is not None:
@@ -98,8 +100,6 @@ def periodic_tasks_ensure(*, library: Library | None = None) -> list[PeriodicTas
             continue
         for each in libraries:
             created += _ensure_daily(job, each)
-    if library is None:
-        _forget_deleted_libraries()
     return created
 
 

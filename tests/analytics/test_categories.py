@@ -6,11 +6,13 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
-from analytics.models import CategoryChange, CategoryKind, ChangeAction
+from analytics.models import Category, CategoryChange, CategoryKind, ChangeAction
 from analytics.selectors import Scope, category_distribution
 from analytics.services import category_add, category_current, category_merge, category_rename
+from reflib.services import library_upsert
 from tests.analytics.conftest import category, record
 from tests.conftest import Cast
 
@@ -112,3 +114,53 @@ def test_a_retired_entry_cannot_be_renamed_and_lists_do_not_mix(cast: Cast) -> N
         category_merge(
             sources=[foreign], into=category(cast.library, CategoryKind.QUESTION_TYPE, "other")
         )
+
+
+def test_renaming_and_merging_in_the_admin_go_through_the_versioning(cast: Cast) -> None:
+    client = cast.client_for(cast.manager)
+    technical = category(cast.library, CategoryKind.QUESTION_TYPE, "technical")
+    other = category(cast.library, CategoryKind.QUESTION_TYPE, "other")
+    url = f"/admin/analytics/category/{technical.pk}/change/"
+
+    renamed = client.post(url, {"label": "Technology help", "position": 2, "merge_into": ""})
+    assert renamed.status_code == 302
+    technical.refresh_from_db()
+    assert technical.label == "Technical"  # the old version stays as it was
+    assert technical.current is not None
+    assert technical.current.label == "Technology help"
+
+    current = technical.current
+    merged = client.post(
+        f"/admin/analytics/category/{current.pk}/change/",
+        {"label": current.label, "position": 2, "merge_into": other.pk},
+    )
+    assert merged.status_code == 302
+    technical.refresh_from_db()
+    assert technical.current == other
+    assert client.post(url, {"label": "Again", "position": 2}).status_code == 403
+
+
+def test_another_librarys_manager_cannot_see_or_change_the_lists(
+    cast: Cast, other_manager: User
+) -> None:
+    technical = category(cast.library, CategoryKind.QUESTION_TYPE, "technical")
+    client = cast.client_for(other_manager)
+
+    response = client.post(
+        f"/admin/analytics/category/{technical.pk}/change/", {"label": "Hijacked", "position": 1}
+    )
+
+    assert response.status_code in (302, 404)
+    technical.refresh_from_db()
+    assert technical.current == technical
+    assert technical.label == "Technical"
+
+
+def test_a_new_library_starts_with_its_formats_and_question_types(db: None) -> None:
+    library = library_upsert(slug="fresh", name="Fresh Library", timezone="Europe/Madrid")
+
+    lists = Category.objects.filter(library=library).values_list("kind", "slug")
+
+    assert (CategoryKind.FORMAT, "chat") in lists
+    assert (CategoryKind.QUESTION_TYPE, "research") in lists
+    assert Category.objects.filter(library=library).count() == 12

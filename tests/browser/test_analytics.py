@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,11 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from analytics.models import CategoryKind, Outcome, Source, Transaction
+from reflib.models import ServicePoint
+from staffing.models import Assignment
+from staffing.services import shift_create
 from tests.analytics.conftest import category, record
-from tests.browser.conftest import Browsers, Orm, log_in
+from tests.browser.conftest import TIMEOUT_MS, Browsers, Orm, log_in
 from tests.browser.test_desk import assert_no_axe_violations
 from tests.conftest import Cast
 
@@ -33,7 +36,10 @@ def test_the_tally_counts_with_one_click_undoes_and_answers_to_its_shortcut(
 ) -> None:
     page = log_in(browsers.new(), cast.librarian.username)
     tally = page.locator("#tally")
-    expect(tally.get_by_role("radio", name=re.compile(r"^2 — Minimal knowledge"))).to_be_visible()
+    # The card loads after the desk; its first render (a fresh server) may take a moment.
+    expect(tally.get_by_role("radio", name=re.compile(r"^2 — Minimal knowledge"))).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
     expect(tally.get_by_role("radio", name="Desk")).to_be_checked()
 
     tally.get_by_role("radio", name=re.compile(r"^2 — Minimal knowledge")).check()
@@ -60,6 +66,15 @@ def test_the_tally_counts_with_one_click_undoes_and_answers_to_its_shortcut(
 def _history(cast: Cast) -> None:
     zone = cast.library.zone
     today = timezone.now().astimezone(zone).replace(minute=10, second=0, microsecond=0)
+    desk = ServicePoint.objects.create(library=cast.library, slug="desk", name="Desk")
+    for day in range(1, 15):
+        shift = shift_create(
+            service_point=desk,
+            day=(today - timedelta(days=day)).date(),
+            start_time=time(9),
+            end_time=time(13),
+        )
+        Assignment.objects.create(shift=shift, user=cast.librarian)
     for day in range(1, 15):
         for hour in (9, 10, 11, 14, 15, 16):
             when = (today - timedelta(days=day)).replace(hour=hour)
@@ -97,6 +112,10 @@ def test_the_statistics_pages_are_accessible_and_show_the_numbers(
     expect(page.get_by_role("heading", name="Hour of the week")).to_be_visible()
     expect(page.get_by_role("table").filter(has_text="Mon")).to_have_count(1)
     expect(page.locator("#service-levels")).to_contain_text("Wait (answered chats)")
+    coverage = page.locator("#coverage")
+    expect(coverage.get_by_role("heading", name="Under-staffed hours")).to_be_visible()
+    expect(coverage.get_by_text(re.compile(r"^▲ \w{3} 1[456]:00"))).not_to_have_count(0)
+    coverage.get_by_text("Every hour of the week").click()
     assert_no_axe_violations(page)
     screenshot(page, ".stats-section:has(#heat-heading)", "analytics-heatmap.png")
     screenshot(page, "#service-levels", "analytics-service-levels.png")

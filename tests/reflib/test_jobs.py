@@ -131,9 +131,15 @@ def test_a_daily_job_runs_per_library_in_each_librarys_own_time_zone(
     assert task.crontab is not None
     assert str(task.crontab.timezone) == "America/New_York"
 
-    Library.objects.filter(slug="madrid").delete()
+    # A job left by a library that is gone is removed.
+    gone = Library.objects.order_by("-pk").values_list("pk", flat=True)[0] + 1
+    PeriodicTask.objects.filter(name="test-nightly: madrid").update(
+        kwargs=f'{{"library_id": {gone}}}'
+    )
     jobs.periodic_tasks_ensure()
-    assert not PeriodicTask.objects.filter(name="test-nightly: madrid").exists()
+    assert not PeriodicTask.objects.filter(kwargs=f'{{"library_id": {gone}}}').exists()
+    recreated = PeriodicTask.objects.get(name="test-nightly: madrid")
+    assert recreated.kwargs == f'{{"library_id": {madrid.pk}}}'
 
 
 def test_a_manager_sees_only_their_librarys_job_runs_and_cannot_edit_them(cast: Cast) -> None:
