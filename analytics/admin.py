@@ -14,13 +14,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics import charts, csv_export, selectors, services
 from analytics.forms import ImportForm, ScopeForm
 from analytics.imports import import_transactions, parse_mapping
-from analytics.models import Category, CategoryChange, CategoryKind, Outcome, Transaction
+from analytics.models import (
+    Category,
+    CategoryChange,
+    CategoryKind,
+    DailyReport,
+    Outcome,
+    Transaction,
+)
 from analytics.views import managed_library
 from chat.forms import READ_LEVELS
 from reflib.admin import LibraryScopedAdmin, managed_libraries
@@ -279,3 +287,30 @@ def _outcome_rows(levels: selectors.ServiceLevels) -> list[tuple[str, int, float
         (str(outcome.label), levels.outcomes.get(outcome.value, 0), levels.rate(outcome))
         for outcome in Outcome
     ]
+
+
+@admin.register(DailyReport)
+class DailyReportAdmin(LibraryScopedAdmin):
+    """The daily reports, newest first, each with its HTML and CSV. Read only: a report is
+    rebuilt with ``build_daily_reports``, never edited."""
+
+    list_display = ["day", "library", "built_at", "emailed_at", "links"]
+    list_filter = ["library"]
+    date_hierarchy = "day"
+    fields = ["library", "day", "built_at", "emailed_at", "links"]
+    readonly_fields = ["library", "day", "built_at", "emailed_at", "links"]
+
+    @admin.display(description=gettext_lazy("report"))
+    def links(self, report: DailyReport) -> str:
+        args = [report.library.slug, report.day.isoformat()]
+        return format_html(
+            '<a href="{}">HTML</a> · <a href="{}">CSV</a>',
+            reverse("analytics_daily_report", args=args),
+            reverse("analytics_daily_report_csv", args=args),
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

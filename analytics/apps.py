@@ -1,3 +1,4 @@
+from datetime import time
 from typing import Any
 
 from django.apps import AppConfig
@@ -31,6 +32,7 @@ class AnalyticsConfig(AppConfig):
         from analytics.demo import seed_analytics_history
         from chat.signals import conversation_ended, conversation_rated
         from reflib.demo import register_history
+        from reflib.jobs import Periodic, register_periodic
         from reflib.models import Library
 
         # After the chat's seeder (chat is installed first): its conversations become
@@ -42,3 +44,11 @@ class AnalyticsConfig(AppConfig):
         conversation_ended.connect(_record_chat, dispatch_uid="analytics.record_chat")
         conversation_rated.connect(_record_chat, dispatch_uid="analytics.record_chat_rating")
         post_save.connect(_library_saved, sender=Library, dispatch_uid="analytics.library_lists")
+        register_periodic(
+            Periodic(
+                name="daily-report",
+                task="analytics.tasks.build_daily_report",
+                at=time(0, 30),
+                description="Build and e-mail the report on the library's previous local day.",
+            )
+        )

@@ -296,3 +296,31 @@ class Transaction(LibraryOwned):
 
     def __str__(self) -> str:
         return f"{self.format} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class DailyReport(LibraryOwned):
+    """A library's report on one local day (SPEC §4), built by ``analytics.report_services``.
+
+    ``content`` holds everything the HTML, CSV and e-mail show, already redacted; a rebuild of
+    the same day with the same data leaves it unchanged (``content_hash``). ``emailed_at`` is
+    set once, when the e-mail to the library's managers has been handed to the mail server.
+    """
+
+    day = models.DateField(_("day"), help_text=_("The library's local day."))
+    content = models.JSONField(_("content"), default=dict)
+    content_hash = models.CharField(_("content hash"), max_length=64)
+    built_at = models.DateTimeField(_("built"), default=timezone.now)
+    emailed_at = models.DateTimeField(_("e-mailed"), null=True, blank=True)
+
+    objects: ClassVar[ScopedQuerySet[DailyReport]] = ScopedQuerySet["DailyReport"].as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-day", "library"]
+        verbose_name = _("daily report")
+        default_related_name = "daily_reports"
+        constraints = [
+            models.UniqueConstraint(fields=["library", "day"], name="unique_daily_report")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.library.slug} {self.day:%Y-%m-%d}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics import views
+from analytics import report_views, views
 
 urlpatterns = [
     path("analytics/tally/", views.tally, name="analytics_tally"),
@@ -32,5 +32,18 @@ urlpatterns = [
     ),
     path(
         "analytics/<slug:library>/coverage.csv", views.coverage_csv, name="analytics_coverage_csv"
+    ),
+]
+
+urlpatterns += [
+    path(
+        "analytics/<slug:library>/reports/<str:day>/",
+        report_views.daily_report,
+        name="analytics_daily_report",
+    ),
+    path(
+        "analytics/<slug:library>/reports/<str:day>/csv",
+        report_views.daily_report_csv,
+        name="analytics_daily_report_csv",
     ),
 ]

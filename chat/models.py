@@ -296,6 +296,8 @@ class Ticket(LibraryOwned):
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Set when retention or the patron's self-delete has scrubbed the personal data.
+    anonymised_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedQuerySet["Ticket"].as_manager()
 

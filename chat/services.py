@@ -7,6 +7,7 @@ permissions first (``check_*`` helpers here, or the consumer/view) and catch ``C
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events
+from chat import events, retention
 from chat.errors import ChatError
 from chat.models import (
     Attachment,
@@ -51,6 +52,8 @@ from chat.selectors import (
 from chat.signals import conversation_ended, conversation_rated
 from reflib.models import Library, Membership, Queue, display_name
 from staffing import selectors as roster
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 4000
 MAX_TAGS = 20
@@ -402,6 +405,15 @@ def conversation_erase(*, conversation_id: int) -> None:
     conversation.token_hash = hash_token(new_token())
     conversation.erased_at = timezone.now()
     conversation.save()
+    # The ticket the chat became holds the same question, name and e-mail.
+    ticket = Ticket.objects.filter(conversation=conversation).first()
+    if ticket is not None:
+        retention.ticket_erase(ticket_id=ticket.pk)
+    log.info(
+        "conversation %s of library %s erased at the patron's request",
+        conversation.public_id,
+        conversation.library.slug,
+    )
 
 
 # --- librarian side ----------
