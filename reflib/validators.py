@@ -43,6 +43,28 @@ def _valid_host(host: str) -> bool:
         return bool(HOSTNAME.match(host))
 
 
+def validate_card_patterns(value: str) -> None:
+    """One regular expression per line; each must compile and must not match empty text
+    (which would put a placeholder between every two characters)."""
+    for number, line in enumerate(value.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            pattern = re.compile(line)
+        except re.error as exc:
+            raise ValidationError(
+                _("Line %(number)s is not a valid regular expression: %(error)s"),
+                params={"number": number, "error": exc},
+                code="invalid_pattern",
+            ) from None
+        if pattern.fullmatch(""):
+            raise ValidationError(
+                _("Line %(number)s matches empty text; it must match a card number."),
+                params={"number": number},
+                code="empty_pattern",
+            )
+
+
 def normalize_origin(value: str) -> str:
     """Return ``scheme://host[:port]`` in lower case, or raise ValidationError.
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reflib', '0001_initial'),
+        ('reflib', '0003_library_card_patterns'),
     ]
 
     operations = [
