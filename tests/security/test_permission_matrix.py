@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -25,8 +25,12 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from pytest_django import Settings
 
+from analytics.models import CategoryKind
+from analytics.report_services import report_build
+from analytics.services import transaction_tally
 from chat import services
 from chat.models import Participant, Presence, Sender
 from reflib.admin import LibraryScopedAdmin
@@ -35,6 +39,7 @@ from reflib.services import service_point_ensure, staff_upsert
 from staffing.models import Assignment, Shift
 from staffing.services import swap_offer
 from staffing.wallclock import local_span
+from tests.analytics.conftest import category
 from tests.chat.conftest import Started, start, start_accepted
 from tests.chat.test_api import png_bytes
 from tests.conftest import PASSWORD, Cast
@@ -73,6 +78,8 @@ class World:
     shift_id: int
     assignment_id: int
     offer_id: int
+    tally_id: int
+    report_day: str
     users: dict[str, User]
 
     def conversation(self, name: str) -> Started:
@@ -117,6 +124,13 @@ def world(cast: Cast, settings: Settings, tmp_path: Any) -> World:
     )
     assignment = Assignment.objects.create(shift=shift, user=cast.librarian)
     offer = swap_offer(assignment=assignment, by=cast.librarian)
+    tallied = transaction_tally(
+        library=cast.library,
+        user=cast.librarian,
+        format=category(cast.library, CategoryKind.FORMAT, "desk"),
+    )
+    report_day = timezone.now().astimezone(cast.library.zone).date() - timedelta(days=1)
+    report_build(library=cast.library, day=report_day)
     return World(
         cast=cast,
         chat=chat,
@@ -129,6 +143,8 @@ def world(cast: Cast, settings: Settings, tmp_path: Any) -> World:
         shift_id=shift.pk,
         assignment_id=assignment.pk,
         offer_id=offer.pk,
+        tally_id=tallied.pk,
+        report_day=report_day.isoformat(),
         users={
             "other_librarian": cast.other_librarian,
             "librarian": cast.librarian,
@@ -372,6 +388,47 @@ ROWS: list[Row] = [
         lambda w: f"/staffing/offers/{w.offer_id}/claim/",
         "login login login 404 302 404 403 302",
         body=lambda w: {},
+    ),
+]
+
+
+MANAGED = "                      login login  login 404   404   404   404    200"
+REPORT = "                       login login  login 404   404   404   404    200"
+ROWS += [
+    # --- analytics: the desk's tally, the managers' CSV exports, the daily reports ---
+    Row("analytics: tally form", "GET", fixed("/analytics/tally/form/"), STAFF_PAGE),
+    Row(
+        "analytics: tally a question",
+        "POST",
+        fixed("/analytics/tally/"),
+        "login login login 400 400 400 403 400",
+        body=lambda w: {},
+    ),
+    Row(
+        "analytics: undo a colleague's tally",
+        "POST",
+        lambda w: f"/analytics/tally/{w.tally_id}/undo/",
+        "login login login 409 200 409 403 409",
+        body=lambda w: {},
+    ),
+    *[
+        Row(f"analytics: {name}", "GET", fixed(f"/analytics/demo/{name}"), MANAGED)
+        for name in (
+            "transactions.csv",
+            "heatmap.csv",
+            "service-levels.csv",
+            "volume.csv",
+            "read-levels.csv",
+            "question-types.csv",
+            "coverage.csv",
+        )
+    ],
+    Row("daily report", "GET", lambda w: f"/analytics/demo/reports/{w.report_day}/", REPORT),
+    Row(
+        "daily report CSV",
+        "GET",
+        lambda w: f"/analytics/demo/reports/{w.report_day}/csv",
+        REPORT,
     ),
 ]
 
