@@ -262,10 +262,23 @@ ROWS: list[Row] = [
     Row("widget loader", "GET", fixed("/widget.js"), PUBLIC),
     Row("widget panel", "GET", fixed("/widget/demo/general/"), PUBLIC),
     Row(
-        "ticket page with its key",
+        "ticket page without its key",
+        "GET",
+        lambda w: f"/tickets/{w.ticket_id}/",
+        PUBLIC,
+    ),
+    Row(
+        "ticket page: an old link with the key in the path",
         "GET",
         lambda w: f"/tickets/{w.ticket_id}/{w.ticket_key}/",
-        PUBLIC,
+        "302 302 302 302 302 302 302 302",
+    ),
+    Row(
+        "ticket page: open with a wrong key",
+        "POST",
+        lambda w: f"/tickets/{w.ticket_id}/open/",
+        "404 404 404 404 404 404 404 404",
+        body=lambda w: {"key": "x" * len(w.ticket_key)},
     ),
     Row(
         "ticket page with a wrong key",
