@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from autobahn.exception import Disconnected
 from channels.db import DatabaseSyncToAsync
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -109,13 +110,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     staff = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Channels' own loop, except that a failing channel layer does not end the socket:
-        its receive is retried until the layer answers (chat/outages.py)."""
+        """Channels' own loop, except that a failing channel layer does not end the socket (its
+        receive is retried until the layer answers, chat/outages.py) and neither does a write
+        to a client that has just vanished."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = functools.partial(self._layer_receive, self.channel_name)
-        self.base_send = send
+        self.base_send = functools.partial(_send_unless_gone, send)
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self.channel_receive], self.dispatch)
 
@@ -532,6 +534,14 @@ class DeskConsumer(ChatConsumer):
             {"type": "assigned", "conversation": ref.public_id, "reason": message["reason"]}
         )
         await self.follow(ref.conversation_id, ref.public_id, 0)
+
+
+async def _send_unless_gone(send: Any, message: dict[str, Any]) -> None:
+    """A client that vanished without a close (a cut connection) is noticed by daphne a moment
+    after the write fails: what was being sent is lost with the socket, and the client replays
+    it when it resumes; the disconnect follows as usual."""
+    with contextlib.suppress(Disconnected):
+        await send(message)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
