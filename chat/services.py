@@ -7,6 +7,7 @@ permissions first (``check_*`` helpers here, or the consumer/view) and catch ``C
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events
+from chat import events, retention
 from chat.errors import ChatError
 from chat.models import (
     Attachment,
@@ -48,9 +49,11 @@ from chat.selectors import (
     wait_model,
     waiting_conversations,
 )
-from chat.signals import conversation_ended
+from chat.signals import conversation_ended, conversation_rated
 from reflib.models import Library, Membership, Queue, display_name
 from staffing import selectors as roster
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 4000
 MAX_TAGS = 20
@@ -309,6 +312,8 @@ def conversation_rate(*, conversation_id: int, score: int, comment: str = "") ->
     conversation.rating = score
     conversation.rating_comment = comment
     conversation.save(update_fields=["rating", "rating_comment"])
+    pk = conversation.pk
+    transaction.on_commit(lambda: conversation_rated.send(sender=Conversation, conversation_id=pk))
     return conversation
 
 
@@ -400,6 +405,15 @@ def conversation_erase(*, conversation_id: int) -> None:
     conversation.token_hash = hash_token(new_token())
     conversation.erased_at = timezone.now()
     conversation.save()
+    # The ticket the chat became holds the same question, name and e-mail.
+    ticket = Ticket.objects.filter(conversation=conversation).first()
+    if ticket is not None:
+        retention.ticket_erase(ticket_id=ticket.pk)
+    log.info(
+        "conversation %s of library %s erased at the patron's request",
+        conversation.public_id,
+        conversation.library.slug,
+    )
 
 
 # --- librarian side ----------
@@ -536,8 +550,8 @@ def conversation_close(
         _check_owner(conversation, user)
     conversation.read_level = read_level
     conversation.tags = clean_tags(tags or [])
-    status = Status.CLOSED if conversation.accepted_at else Status.ABANDONED
-    _finish(conversation, status, reason="closed by librarian")
+    # Closed, not abandoned, also while it waits: "abandoned" means the patron left.
+    _finish(conversation, Status.CLOSED, reason="closed by librarian")
     return conversation
 
 
@@ -585,11 +599,7 @@ def patron_block(*, conversation_id: int, user: User, hours: int, reason: str = 
         created_by=user,
     )
     if conversation.is_open:
-        _finish(
-            conversation,
-            Status.CLOSED if conversation.accepted_at else Status.ABANDONED,
-            reason="ended by staff",
-        )
+        _finish(conversation, Status.CLOSED, reason="ended by staff")
     return block
 
 

@@ -84,9 +84,11 @@ urlpatterns = [
         desk_api.file_upload,
         name="desk_api_files",
     ),
+    path("tickets/<str:public_id>/", views.ticket_public, name="ticket_public"),
+    path("tickets/<str:public_id>/open/", views.ticket_open, name="ticket_open"),
     path(
         "tickets/<str:public_id>/<str:access_key>/",
-        views.ticket_public,
-        name="ticket_public",
+        views.ticket_public_key_in_path,
+        name="ticket_public_key_in_path",
     ),
 ]

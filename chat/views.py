@@ -300,6 +300,15 @@ def desk_ticket_close(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 # --- the patron's private ticket page ----------
+#
+# The e-mailed link is /tickets/ID/#k=KEY. A fragment never leaves the browser, so the key is
+# in no request line, access log or Referer header. The page's script posts the key once
+# (``ticket_open``); the server keeps the ticket's current key hash in the patron's session and
+# the address bar shows /tickets/ID/ only. Links e-mailed before (/tickets/ID/KEY/) still work:
+# they are exchanged the same way and redirected, but that first request carries the key in
+# its path, as it always did (docs/operations.md).
+
+TICKET_GRANTS = "chat.ticket_grants"
 
 
 def _ticket_for_key(public_id: str, access_key: str) -> Ticket:
@@ -309,27 +318,71 @@ def _ticket_for_key(public_id: str, access_key: str) -> Ticket:
     return ticket
 
 
+def _granted_ticket(request: HttpRequest, public_id: str) -> Ticket | None:
+    """The ticket, if this browser opened it with its current key (a newer answer's key, an
+    erasure or retention replaces the hash, and the grant lapses with it)."""
+    granted = request.session.get(TICKET_GRANTS, {}).get(public_id)
+    if not isinstance(granted, str):
+        return None
+    ticket = Ticket.objects.select_related("library").filter(public_id=public_id).first()
+    if ticket is None or not hmac.compare_digest(ticket.access_hash, granted):
+        return None
+    return ticket
+
+
+def _grant_and_show(request: HttpRequest, ticket: Ticket) -> HttpResponse:
+    grants = dict(request.session.get(TICKET_GRANTS, {}))
+    grants[ticket.public_id] = ticket.access_hash
+    request.session[TICKET_GRANTS] = grants
+    return _private(redirect("ticket_public", public_id=ticket.public_id))
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    # Keep the page out of other sites' Referer headers and out of search engines. Not
+    # "no-referrer": with it browsers send "Origin: null" on the reply form's POST, which CSRF
+    # protection rightly refuses.
+    response["Referrer-Policy"] = "same-origin"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
 @never_cache
-def ticket_public(request: HttpRequest, public_id: str, access_key: str) -> HttpResponse:
-    """The patron reads the thread and replies; the key in the path is the only credential."""
-    ticket = _ticket_for_key(public_id, access_key)
+def ticket_public(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The patron reads the thread and replies, once their browser has opened the ticket."""
+    ticket = _granted_ticket(request, public_id)
+    if ticket is None:
+        if request.method == "POST":
+            raise Http404("No such ticket")
+        # The same page whether or not the ticket exists: it says nothing about either.
+        return _private(render(request, "chat/ticket_open.html", {"public_id": public_id}))
     form = TicketReplyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         ticket_services.ticket_reply_by_patron(ticket_id=ticket.pk, body=form.cleaned_data["body"])
         messages.success(request, _("Your reply was sent. A librarian will answer by e-mail."))
         return redirect(request.path)
-    response = render(
-        request,
-        "chat/ticket_public.html",
-        {
-            "ticket": ticket,
-            "thread": ticket.messages.select_related("author__staff_profile"),
-            "form": form,
-        },
+    return _private(
+        render(
+            request,
+            "chat/ticket_public.html",
+            {
+                "ticket": ticket,
+                "thread": ticket.messages.select_related("author__staff_profile"),
+                "form": form,
+            },
+        )
     )
-    # The path is the credential: keep it out of other sites' Referer headers and out of
-    # search engines. Not "no-referrer": with it browsers send "Origin: null" on the reply
-    # form's POST, which CSRF protection rightly refuses.
-    response["Referrer-Policy"] = "same-origin"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
+
+
+@never_cache
+@require_POST
+def ticket_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Exchange the key from the link's fragment (a form post: never in a URL) for access."""
+    return _grant_and_show(request, _ticket_for_key(public_id, request.POST.get("key", "")))
+
+
+@never_cache
+def ticket_public_key_in_path(
+    request: HttpRequest, public_id: str, access_key: str
+) -> HttpResponse:
+    """A link e-mailed before the key moved to the fragment: exchanged, then redirected."""
+    return _grant_and_show(request, _ticket_for_key(public_id, access_key))

@@ -15,5 +15,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("chat.urls")),
     path("staffing/", include("staffing.urls")),
+    path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
 ]
