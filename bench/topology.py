@@ -111,7 +111,7 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 def site_config(
-    *, daphne_ports: Sequence[int], http: int, https: int, cert: Path, key: Path, static: Path
+    *, daphne_ports: Sequence[int], http: int, https: int, cert: Path, key: Path, folder: Path
 ) -> str:
     """deploy/nginx/reflib.conf with this machine's ports, certificate and folders."""
     where = "deploy/nginx/reflib.conf"
@@ -133,6 +133,10 @@ def site_config(
     text = replace_once(
         text, "/etc/letsencrypt/live/reflib.example.org/privkey.pem", str(key), where
     )
+    text = replace_once(
+        text, "/var/log/nginx/reflib.access.log", str(folder / "nginx-access.log"), where
+    )
+    static = folder / "staticfiles"
     return replace_once(text, "alias /srv/reflib/staticfiles/;", f"alias {static}/;", where)
 
 
@@ -395,7 +399,7 @@ def run(folder: Path, database_url: str, redis: OwnRedis) -> list[str]:
     cert, key = self_signed_certificate(folder)
     (folder / "reflib.conf").write_text(
         site_config(
-            daphne_ports=daphne_ports, http=http, https=https, cert=cert, key=key, static=static
+            daphne_ports=daphne_ports, http=http, https=https, cert=cert, key=key, folder=folder
         )
     )
     (folder / "nginx.conf").write_text(main_config(folder))

@@ -123,6 +123,8 @@ def _send(group: str, message: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, message)
     except LAYER_ERRORS as error:
         log.warning("channel layer unreachable; notification for %s dropped (%s)", group, error)
+    except Exception:
+        log.exception("channel layer refused a notification for %s", group)
 
 
 def publish_event(conversation: Conversation, event: Event) -> None:
