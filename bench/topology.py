@@ -43,7 +43,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.chat_relay import free_port, recreate_database
-from tests.resilience.faults import TRACEBACK_MARKERS, OwnRedis
+from tests.resilience.faults import TRACEBACK_MARKERS, OwnRedis, own_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -493,13 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("set DATABASE_URL=postgres://... (a database named NAME_topology is used)")
     folder = Path(tempfile.mkdtemp(prefix="reflib-topology-"))
     folder.chmod(0o755)  # nginx's workers read the static files in it
-    redis = OwnRedis()
-    redis.start()
     try:
-        with own_database(database_url) as url:
+        with own_redis() as redis, own_database(database_url) as url:
             problems = run(folder, url, redis)
     finally:
-        redis.stop()
         if args.keep:
             print(f"logs and configuration kept in {folder}")
         else:

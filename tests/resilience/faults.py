@@ -9,6 +9,7 @@ test database only, and ``postgres_refusing`` always allows connections again on
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import tempfile
 import time
@@ -103,6 +104,7 @@ def own_redis() -> Iterator[OwnRedis]:
     finally:
         if redis.answers():
             redis.stop()
+        shutil.rmtree(redis.directory, ignore_errors=True)
 
 
 def _maintenance() -> psycopg.Connection[tuple[object, ...]]:
