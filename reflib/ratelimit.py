@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import threading
 import time
 
@@ -14,6 +15,8 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -31,7 +34,12 @@ def hit(key: str, limit: tuple[int, int]) -> int | None:
         pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
         pipe.set(redis_key, 0, ex=period + 1, nx=True)
         pipe.incr(redis_key)
-        hits = int(pipe.execute()[1])
+        try:
+            hits = int(pipe.execute()[1])
+        except redis.RedisError as error:
+            # A Redis outage must not stop the chat (chat/outages.py): let this hit through.
+            log.warning("rate limit %s not counted: Redis unreachable (%s)", key, error)
+            return None
     else:
         cache.add(cache_key, 0, timeout=period + 1)
         try:
@@ -86,17 +94,21 @@ def slot_take(key: str, member: str, *, limit: int, ttl_s: int) -> bool:
     if settings.REDIS_URL:
         redis_key = cache.make_key(f"slots:{key}")
         client = _redis(settings.REDIS_URL)
-        pipe = client.pipeline(transaction=True)
-        pipe.zremrangebyscore(redis_key, "-inf", now - ttl_s)
-        pipe.zscore(redis_key, member)
-        pipe.zcard(redis_key)
-        _removed, held, taken = pipe.execute()
-        if held is None and int(taken) >= limit:
-            return False
-        pipe = client.pipeline(transaction=True)
-        pipe.zadd(redis_key, {member: now})
-        pipe.expire(redis_key, ttl_s + 1)
-        pipe.execute()
+        try:
+            pipe = client.pipeline(transaction=True)
+            pipe.zremrangebyscore(redis_key, "-inf", now - ttl_s)
+            pipe.zscore(redis_key, member)
+            pipe.zcard(redis_key)
+            _removed, held, taken = pipe.execute()
+            if held is None and int(taken) >= limit:
+                return False
+            pipe = client.pipeline(transaction=True)
+            pipe.zadd(redis_key, {member: now})
+            pipe.expire(redis_key, ttl_s + 1)
+            pipe.execute()
+        except redis.RedisError as error:
+            # As for rate limits: an outage lets the socket through rather than stop the chat.
+            log.warning("socket cap %s not counted: Redis unreachable (%s)", key, error)
         return True
     with _local_lock:
         slots = _local_slots.setdefault(key, {})
@@ -110,7 +122,10 @@ def slot_take(key: str, member: str, *, limit: int, ttl_s: int) -> bool:
 
 def slot_release(key: str, member: str) -> None:
     if settings.REDIS_URL:
-        _redis(settings.REDIS_URL).zrem(cache.make_key(f"slots:{key}"), member)
+        try:
+            _redis(settings.REDIS_URL).zrem(cache.make_key(f"slots:{key}"), member)
+        except redis.RedisError as error:  # the slot expires by itself (slot_take's ttl)
+            log.warning("socket cap %s not released: Redis unreachable (%s)", key, error)
         return
     with _local_lock:
         _local_slots.get(key, {}).pop(member, None)
