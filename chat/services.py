@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events
+from chat import events, sharing
 from chat.errors import ChatError
 from chat.models import (
     Attachment,
@@ -552,8 +552,36 @@ def checkin_send(*, conversation_id: int, user: User) -> Event:
     )
 
 
+@transaction.atomic
+def screen_sharing_record(*, conversation_id: int, sharer: Sender, state: str) -> Event:
+    """The transcript's note that a screen share started or ended (what was shown is not
+    kept: the video never passes through reflib)."""
+    conversation = _lock(conversation_id)
+    return _screen_sharing_event(conversation, sharer=sharer, state=state)
+
+
+def _screen_sharing_event(conversation: Conversation, *, sharer: Sender, state: str) -> Event:
+    librarian = display_name(conversation.librarian) if conversation.librarian else None
+    data: dict[str, Any] = {
+        "status": conversation.status,
+        "librarian": librarian,
+        "reason": f"screen sharing {state}",
+        "sharing": state,
+        "sharer": sharer,
+    }
+    return _append(conversation, kind=EventKind.STATUS, sender=Sender.SYSTEM, data=data)
+
+
+def _screen_sharing_end(conversation: Conversation) -> None:
+    """A conversation that ends ends its screen share too, noted before the final status."""
+    share = sharing.share_forget(conversation_id=conversation.pk)
+    if share is not None and share.state == "live":
+        _screen_sharing_event(conversation, sharer=Sender(share.sharer), state="ended")
+
+
 def _finish(conversation: Conversation, status: Status, *, reason: str = "") -> None:
     """Move a locked open conversation to a final state and tell everyone."""
+    _screen_sharing_end(conversation)
     was_queued = conversation.status == Status.QUEUED
     conversation.status = status
     conversation.closed_at = timezone.now()

@@ -31,6 +31,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from chat import origins
+from chat.sharing import allows_display_capture
 from reflib.models import Queue
 
 LOADER_PATH = Path(__file__).resolve().parent / "static" / "chat" / "widget" / "loader.js"
@@ -109,6 +110,31 @@ def _parent_origin(request: HttpRequest, allowed: list[str]) -> str:
     return ""
 
 
+def share_strings(failed: str) -> dict[str, str]:
+    """What the screen-sharing module says, on the panel and the desk alike; ``failed`` is
+    each side's own advice when the two browsers cannot connect."""
+    return {
+        "shareWaiting": _("Waiting for %(name)s to accept your screen…"),
+        "shareAsk": _("%(name)s would like to show you their screen."),
+        "shareView": _("View screen"),
+        "shareDecline": _("Decline"),
+        "shareCancel": _("Cancel"),
+        "shareDeclined": _("%(name)s declined to view your screen."),
+        "shareConnecting": _("Connecting the screen…"),
+        "shareSharing": _("You are sharing your screen with %(name)s."),
+        "shareViewing": _("You are viewing %(name)s's screen."),
+        "shareScreenOf": _("%(name)s's screen"),
+        "shareStop": _("Stop sharing"),
+        "shareStopViewing": _("Stop viewing"),
+        "shareEnded": _("Screen sharing has ended."),
+        "shareCancelled": _("Your screen was not shared."),
+        "shareUnsupported": _("This browser cannot share a screen."),
+        "shareFailed": failed,
+        "sharing_started": _("Screen sharing started."),
+        "sharing_ended": _("Screen sharing ended."),
+    }
+
+
 def panel_strings(retention_days: int) -> dict[str, str]:
     """What the panel's script says, translated; ``%(name)s`` placeholders as in Django."""
     return {
@@ -168,6 +194,13 @@ def panel_strings(retention_days: int) -> dict[str, str]:
         "mailConfirmed": _("Once the chat has ended, its transcript can go to %(email)s."),
         "deleted": _("Your conversation has been deleted."),
         "newMessages": _("%(name)s: %(body)s"),
+        **share_strings(
+            _(
+                "Your screen could not be connected to the library's: a firewall or a strict "
+                "network is in the way. Describe what you see in the chat instead, or try "
+                "another network."
+            )
+        ),
         "retention": ngettext(
             "Your messages, name and e-mail are kept for %(days)s day, then anonymised.",
             "Your messages, name and e-mail are kept for %(days)s days, then anonymised.",
@@ -219,6 +252,7 @@ def _render_panel(request: HttpRequest, queue: Queue, lang: str) -> HttpResponse
 
 @require_safe
 @xframe_options_exempt
+@allows_display_capture
 def panel(request: HttpRequest, library: str, queue: str) -> HttpResponseBase:
     """The chat panel, framed by the loader on the library's pages."""
     found = Queue.objects.by_address(f"{library}/{queue}")

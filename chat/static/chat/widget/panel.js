@@ -45,6 +45,8 @@ let typingSent = 0;
 let typingIdle = null;
 let typingShown = null;
 let audio = null;
+// Screen sharing: its module is loaded only when a share is offered or asked for.
+let screen = null;
 
 function stored() {
   try {
@@ -314,6 +316,7 @@ function forget() {
 // --- the conversation ----------
 
 function connect() {
+  if (screen) screen.end();
   log.clear();
   log.token = session.token;
   status = "";
@@ -352,6 +355,8 @@ function received(frame) {
     header();
   } else if (type === "ack") {
     log.acked(frame.client_msg_id, frame.seq);
+  } else if (type.startsWith("share_") || (type === "error" && frame.share)) {
+    sharing().then((share) => share.handle(frame));
   } else if (type === "error") {
     refused(frame);
   } else if (type === "queue") {
@@ -376,7 +381,18 @@ function received(frame) {
   }
 }
 
+async function sharing() {
+  if (!screen) {
+    const { ScreenShare } = await import("./share.js");
+    const send = (frame) => link && link.send(frame);
+    const peer = () => librarian || t.librarian;
+    screen = new ScreenShare({ send, box: $("screen"), t, peer, buttons: "secondary" });
+  }
+  return screen;
+}
+
 function header() {
+  $("share").hidden = status !== "active";
   if (status === "queued") state(t.waiting);
   else if (status === "active") state(format(t.chattingWith, { name: librarian }));
   else if (FINAL.includes(status)) state(t.closed);
@@ -386,7 +402,9 @@ function changed(frame, live) {
   const before = status;
   status = frame.status;
   let text = "";
-  if (status === "active") {
+  if (frame.sharing) {
+    text = t["sharing_" + frame.sharing];
+  } else if (status === "active") {
     if (frame.librarian !== librarian) {
       text = format(before === "active" ? t.chattingWith : t.joined, { name: frame.librarian });
     }
@@ -408,6 +426,7 @@ function changed(frame, live) {
 }
 
 function ended(live) {
+  if (screen) screen.end();
   for (const id of ["composer", "queue", "offer", "typing", "mail"]) $(id).hidden = true;
   if (!session.idle) idleSince(Date.now());
   else idleSince(session.idle);
@@ -621,3 +640,5 @@ log = new Log($("log"), t, (id, answer) => !!link && link.send({ type: "checkin_
 // Framed, the panel waits for the loader's first word (with what it kept) before it starts.
 if (!framed) begin(stored());
 tell({ reflib: "ready" });
+
+$("share").addEventListener("click", () => sharing().then((share) => share.start()));
