@@ -41,8 +41,9 @@ STEPS: tuple[Step, ...] = ("request", "reply", "offer", "answer", "candidate", "
 ASKED_TTL_S = 120
 LIVE_TTL_S = 12 * 3600
 
-# What the panel and the desk may use: their own screen capture, and no other device.
-PERMISSIONS_POLICY = "display-capture=(self), camera=(), microphone=(), geolocation=()"
+# The panel and the desk may capture a screen, in their own documents only (the loader's
+# frame also grants it with allow="display-capture"); sharing needs no camera or microphone.
+PERMISSIONS_POLICY = "display-capture=(self), camera=(), microphone=()"
 
 
 def turn_credentials(*, secret: str, user: str, ttl_s: int, now: float) -> tuple[str, str]:

@@ -1,0 +1,199 @@
+"""Screen sharing both ways, with consent (issue 15): a patron in the widget on a library's own
+site and Lena at the real desk, each in a Chromium of their own with a fake screen to capture
+(NOTES.md: ``getDisplayMedia`` then returns a moving 1280x720 test picture, and WebRTC between
+two browsers on loopback needs no STUN or TURN).
+
+The desk plays the patron's screen, the patron then plays Lena's; declining and stopping work
+on both sides, axe-core finds nothing in any sharing state, and the transcript keeps "screen
+sharing started/ended" but nothing of what was shown. Set ``REFLIB_SCREENSHOTS=DIR`` to save
+the README's pictures of a shared screen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
+
+from chat.models import Conversation, Event, EventKind
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ONLINE,
+    TIMEOUT_MS,
+    Browsers,
+    HostSite,
+    Orm,
+    Watched,
+    axe_violations,
+    chromium_problem,
+    go_available,
+    log_entries,
+    log_in,
+    messages,
+    panel,
+)
+from tests.live import DaphneProcess
+from tests.services import require
+
+pytestmark = pytest.mark.browser
+
+# NOTES.md: the fake capture picker chooses the whole (fake) screen without a dialogue.
+CAPTURE_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--auto-select-desktop-capture-source=Entire screen",
+]
+CAMERA_DENIED = "Permissions policy violation: camera is not allowed in this document."
+QUESTION = "The catalogue shows an error when I renew, can I show you?"
+
+
+@pytest.fixture
+def capturing(reflib: DaphneProcess, orm: Orm) -> Iterator[Browsers]:
+    """Chromium with a fake screen to share, one context per person; every error is kept."""
+    require(chromium_problem())
+    with sync_playwright() as playwright:
+        browser: Browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + CAPTURE_ARGS
+        )
+        opened = Browsers(browser, reflib.http_url)
+        try:
+            yield opened
+        finally:
+            browser.close()
+    # Chromium checks the camera's policy on every getDisplayMedia call and logs that the
+    # panel and the desk deny it, as they should: sharing a screen needs no camera.
+    errors = [error for error in opened.errors if error != CAMERA_DENIED]
+    assert errors == [], "the pages logged errors"
+
+
+def screen(target: Page | FrameLocator, name: str) -> Locator:
+    """The shared screen's video, found by its accessible name."""
+    return target.get_by_label(f"{name}'s screen", exact=True)
+
+
+def assert_plays(video: Locator) -> None:
+    """The video has a picture and its time moves on: frames are arriving."""
+    expect(video).to_be_visible()
+    video.evaluate(
+        """video => new Promise((resolve, reject) => {
+            const started = Date.now();
+            const first = video.currentTime;
+            const check = () => {
+              if (video.videoWidth > 0 && video.videoHeight > 0 && video.currentTime > first + 0.5)
+                resolve();
+              else if (Date.now() - started > 15000)
+                reject(new Error(`not playing: ${video.videoWidth}x${video.videoHeight}, `
+                  + `${first} -> ${video.currentTime}`));
+              else setTimeout(check, 100);
+            };
+            check();
+        })"""
+    )
+    size = video.evaluate("video => [video.videoWidth, video.videoHeight]")
+    assert size[0] > 0 and size[1] > 0
+
+
+def shoot(page: Page, name: str) -> None:
+    folder = os.environ.get("REFLIB_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), scale="css")
+
+
+def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
+    reflib: DaphneProcess, host_site: HostSite, capturing: Browsers, orm: Orm
+) -> None:
+    lena = log_in(capturing.new(), "lena")
+    lena.set_viewport_size({"width": 1280, "height": 900})
+    go_available(lena)
+
+    patron_context = capturing.new()
+    patron = Watched(patron_context.new_page())
+    patron.page.set_viewport_size({"width": 1000, "height": 820})
+    patron.page.goto(host_site.page(reflib.http_url))
+    patron.page.get_by_role("button", name=ONLINE).click()
+    widget = patron.panel
+    widget.get_by_label("Question", exact=True).fill(QUESTION)
+    widget.get_by_label("Name (optional)").fill("Pat")
+    share_button = widget.get_by_role("button", name="Share my screen")
+    widget.get_by_role("button", name="Start chat").click()
+    expect(widget.get_by_role("status")).to_contain_text("You are number 1 in the queue.")
+    expect(share_button).to_be_hidden()  # nobody to show it to yet
+    lena.get_by_role("button", name="Accept").click()
+    expect(messages(widget).get_by_text("Lena joined the chat.")).to_be_visible()
+    desk = panel(lena)
+
+    # The patron offers; Lena declines: nothing is shown, the patron is told.
+    share_button.click()
+    expect(widget.get_by_text("Waiting for Lena to accept your screen…")).to_be_visible()
+    expect(desk.get_by_text("Pat would like to show you their screen.")).to_be_visible()
+    assert axe_violations(patron.panel_frame()) == [], "patron waiting for consent"
+    assert axe_violations(lena) == [], "desk asked for consent"
+    desk.get_by_role("button", name="Decline").click()
+    expect(widget.get_by_text("Lena declined to view your screen.")).to_be_visible()
+    expect(desk.locator("video")).to_have_count(0)
+
+    # Asked again, Lena accepts: the desk plays the patron's screen.
+    share_button.click()
+    desk.get_by_role("button", name="View screen").click()
+    assert_plays(screen(desk, "Pat"))
+    expect(widget.get_by_text("You are sharing your screen with Lena.")).to_be_visible()
+    expect(desk.get_by_text("You are viewing Pat's screen.")).to_be_visible()
+    assert axe_violations(patron.panel_frame()) == [], "patron sharing"
+    assert axe_violations(lena) == [], "desk viewing the patron's screen"
+    shoot(lena, "desk-screen-shared")
+
+    # Lena stops viewing: the share ends on both sides.
+    desk.get_by_role("button", name="Stop viewing").click()
+    expect(widget.get_by_text("Screen sharing has ended.")).to_be_visible()
+    expect(desk.locator("video")).to_have_count(0)
+    expect(log_entries(lena, "Screen sharing started.")).to_have_count(1)
+    expect(log_entries(lena, "Screen sharing ended.")).to_have_count(1)
+    expect(messages(widget).get_by_text("Screen sharing ended.")).to_have_count(1)
+
+    # Lena offers her screen; the patron accepts and sees it.
+    desk.get_by_role("button", name="Share my screen").click()
+    expect(desk.get_by_text("Waiting for Pat to accept your screen…")).to_be_visible()
+    expect(widget.get_by_text("Lena would like to show you their screen.")).to_be_visible()
+    assert axe_violations(patron.panel_frame()) == [], "patron asked for consent"
+    widget.get_by_role("button", name="View screen").click()
+    assert_plays(screen(widget, "Lena"))
+    expect(desk.get_by_text("You are sharing your screen with Pat.")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
+    assert axe_violations(patron.panel_frame()) == [], "patron viewing Lena's screen"
+    assert axe_violations(lena) == [], "desk sharing"
+    shoot(patron.page, "widget-screen-shared")
+
+    # The patron stops viewing; then declines Lena's next offer.
+    widget.get_by_role("button", name="Stop viewing").click()
+    expect(desk.get_by_text("Screen sharing has ended.")).to_be_visible()
+    expect(widget.locator("video")).to_have_count(0)
+    desk.get_by_role("button", name="Share my screen").click()
+    widget.get_by_role("button", name="Decline").click()
+    expect(desk.get_by_text("Pat declined to view your screen.")).to_be_visible()
+    assert axe_violations(patron.panel_frame()) == [], "patron after declining"
+
+    # The transcript: two shares, each started and ended, and no trace of what was shown.
+    expect(log_entries(lena, "Screen sharing ended.")).to_have_count(2)
+    stored = orm(Conversation.objects.get)
+    shares = orm(
+        lambda: [
+            (event.data["sharing"], event.data["sharer"])
+            for event in Event.objects.filter(conversation=stored, kind=EventKind.STATUS)
+            .order_by("seq")
+            .filter(data__has_key="sharing")
+        ]
+    )
+    assert shares == [
+        ("started", "patron"),
+        ("ended", "patron"),
+        ("started", "librarian"),
+        ("ended", "librarian"),
+    ]
+    bodies = orm(lambda: " ".join(str(e.data) + e.body for e in Event.objects.all()))
+    assert "v=0" not in bodies and "candidate" not in bodies
