@@ -70,7 +70,7 @@ def capturing(reflib: DaphneProcess, orm: Orm) -> Iterator[Browsers]:
     assert errors == [], "the pages logged errors"
 
 
-def screen(target: Page | FrameLocator, name: str) -> Locator:
+def screen(target: Locator | FrameLocator, name: str) -> Locator:
     """The shared screen's video, found by its accessible name."""
     return target.get_by_label(f"{name}'s screen", exact=True)
 
@@ -94,7 +94,8 @@ def assert_plays(video: Locator) -> None:
         })"""
     )
     size = video.evaluate("video => [video.videoWidth, video.videoHeight]")
-    assert size[0] > 0 and size[1] > 0
+    assert size[0] > 0
+    assert size[1] > 0
 
 
 def shoot(page: Page, name: str) -> None:
@@ -196,4 +197,5 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
         ("ended", "librarian"),
     ]
     bodies = orm(lambda: " ".join(str(e.data) + e.body for e in Event.objects.all()))
-    assert "v=0" not in bodies and "candidate" not in bodies
+    assert "v=0" not in bodies
+    assert "candidate" not in bodies
