@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import wraps
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 from chat.errors import ChatError
 
 Side = Literal["patron", "librarian"]
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 Step = Literal["request", "reply", "offer", "answer", "candidate", "stop"]
 STEPS: tuple[Step, ...] = ("request", "reply", "offer", "answer", "candidate", "stop")
 
@@ -153,9 +154,7 @@ def share_forget(*, conversation_id: int) -> Share | None:
     return current
 
 
-def allows_display_capture(
-    view: Callable[..., HttpResponseBase],
-) -> Callable[..., HttpResponseBase]:
+def allows_display_capture(view: View) -> View:
     """Send the Permissions-Policy of a page that may share its user's screen."""
 
     @wraps(view)
@@ -164,4 +163,4 @@ def allows_display_capture(
         response["Permissions-Policy"] = PERMISSIONS_POLICY
         return response
 
-    return wrapped
+    return cast(View, wrapped)
