@@ -114,7 +114,7 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
 
     patron_context = capturing.new()
     patron = Watched(patron_context.new_page())
-    patron.page.set_viewport_size({"width": 1000, "height": 820})
+    patron.page.set_viewport_size({"width": 1100, "height": 820})
     patron.page.goto(host_site.page(reflib.http_url))
     patron.page.get_by_role("button", name=ONLINE).click()
     widget = patron.panel
@@ -131,6 +131,7 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
     # The patron offers; Lena declines: nothing is shown, the patron is told.
     share_button.click()
     expect(widget.get_by_text("Waiting for Lena to accept your screen…")).to_be_visible()
+    expect(share_button).to_be_hidden()  # one share at a time
     expect(desk.get_by_text("Pat would like to show you their screen.")).to_be_visible()
     assert axe_violations(patron.panel_frame()) == [], "patron waiting for consent"
     assert axe_violations(lena) == [], "desk asked for consent"
@@ -145,6 +146,7 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
     expect(widget.get_by_text("You are sharing your screen with Lena.")).to_be_visible()
     expect(desk.get_by_text("You are viewing Pat's screen.")).to_be_visible()
     assert axe_violations(patron.panel_frame()) == [], "patron sharing"
+    shoot(patron.page, "widget-screen-sharing")
     assert axe_violations(lena) == [], "desk viewing the patron's screen"
     shoot(lena, "desk-screen-shared")
 
@@ -159,8 +161,10 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
     # Lena offers her screen; the patron accepts and sees it.
     desk.get_by_role("button", name="Share my screen").click()
     expect(desk.get_by_text("Waiting for Pat to accept your screen…")).to_be_visible()
+    expect(desk.get_by_role("button", name="Share my screen")).to_be_hidden()
     expect(widget.get_by_text("Lena would like to show you their screen.")).to_be_visible()
     assert axe_violations(patron.panel_frame()) == [], "patron asked for consent"
+    shoot(patron.page, "widget-screen-asked")
     widget.get_by_role("button", name="View screen").click()
     assert_plays(screen(widget, "Lena"))
     expect(desk.get_by_text("You are sharing your screen with Pat.")).to_be_visible(

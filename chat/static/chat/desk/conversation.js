@@ -317,6 +317,7 @@ export class Conversation {
       this.screen = new ScreenShare({
         send: (out) => this.desk.send({ ...out, conversation: this.id }),
         box: this.field("screen"),
+        trigger: this.panel.querySelector('[data-action="share-screen"]'),
         t: this.strings,
         peer: () => this.patronName || this.strings.anonymous,
         buttons: "btn btn-sm btn-outline-primary me-2",

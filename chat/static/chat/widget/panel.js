@@ -323,7 +323,7 @@ function connect() {
   librarian = "";
   replayedUpTo = -1;
   readSent = 0;
-  for (const id of ["ended", "queue", "offer", "typing"]) $(id).hidden = true;
+  for (const id of ["ended", "queue", "offer", "typing", "share"]) $(id).hidden = true;
   $("v-chat").classList.remove("over");
   for (const id of ["composer", "mail", "rating-done", "transcript-done"]) $(id).hidden = false;
   $("rating").reset();
@@ -386,13 +386,14 @@ async function sharing() {
     const { ScreenShare } = await import("./share.js");
     const send = (frame) => link && link.send(frame);
     const peer = () => librarian || t.librarian;
-    screen = new ScreenShare({ send, box: $("screen"), t, peer, buttons: "secondary" });
+    const box = $("screen");
+    screen = new ScreenShare({ send, box, trigger: $("share"), t, peer, buttons: "secondary" });
   }
   return screen;
 }
 
 function header() {
-  $("share").hidden = status !== "active";
+  $("share").hidden = status !== "active" || !!(screen && screen.busy);
   if (status === "queued") state(t.waiting);
   else if (status === "active") state(format(t.chattingWith, { name: librarian }));
   else if (FINAL.includes(status)) state(t.closed);

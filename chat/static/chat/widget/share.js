@@ -19,10 +19,12 @@ function newId() {
 
 export class ScreenShare {
   // send(frame): a frame on this side's socket; box: the element this module fills;
+  // trigger: the "Share my screen" button, hidden while a share is asked for or running;
   // t: the translated strings; peer(): the other person's name; buttons: the buttons' classes.
-  constructor({ send, box, t, peer, buttons }) {
+  constructor({ send, box, trigger, t, peer, buttons }) {
     this.send = send;
     this.box = box;
+    this.trigger = trigger;
     this.t = t;
     this.peer = peer;
     this.buttons = buttons;
@@ -210,6 +212,7 @@ export class ScreenShare {
     }
     this.box.replaceChildren(message, row);
     this.box.hidden = !text;
+    this.trigger.hidden = this.busy;
   }
 
   act(action) {
