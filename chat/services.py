@@ -464,6 +464,7 @@ def conversation_transfer(
     _check_owner(conversation, user)
     if (to_user is None) == (to_queue is None):
         raise ChatError("invalid", _("Transfer to either a colleague or a queue."))
+    _screen_sharing_end(conversation)  # a share is between the patron and one librarian
     if note:
         _append(
             conversation,
@@ -573,7 +574,8 @@ def _screen_sharing_event(conversation: Conversation, *, sharer: Sender, state: 
 
 
 def _screen_sharing_end(conversation: Conversation) -> None:
-    """A conversation that ends ends its screen share too, noted before the final status."""
+    """A conversation that ends or changes hands ends its screen share too, noted before the
+    status event that says so."""
     share = sharing.share_forget(conversation_id=conversation.pk)
     if share is not None and share.state == "live":
         _screen_sharing_event(conversation, sharer=Sender(share.sharer), state="ended")

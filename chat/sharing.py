@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext as _
 
@@ -148,9 +149,12 @@ def share_step(
 
 
 def share_forget(*, conversation_id: int) -> Share | None:
-    """The conversation ended: whatever share it had is over."""
+    """The conversation ended or changed hands: whatever share it had is over once that
+    commits (a transaction that rolls back leaves the share as it was)."""
     current = _current(conversation_id)
-    cache.delete(_key(conversation_id))
+    if current is not None:
+        key = _key(conversation_id)
+        transaction.on_commit(lambda: cache.delete(key))
     return current
 
 
@@ -164,3 +168,28 @@ def allows_display_capture(view: View) -> View:
         return response
 
     return cast(View, wrapped)
+
+
+def share_strings(failed: str) -> dict[str, str]:
+    """What the screen-sharing module says, on the panel and the desk alike; ``failed`` is
+    each side's own advice when the two browsers cannot connect."""
+    return {
+        "shareWaiting": _("Waiting for %(name)s to accept your screen…"),
+        "shareAsk": _("%(name)s would like to show you their screen."),
+        "shareView": _("View screen"),
+        "shareDecline": _("Decline"),
+        "shareCancel": _("Cancel"),
+        "shareDeclined": _("%(name)s declined to view your screen."),
+        "shareConnecting": _("Connecting the screen…"),
+        "shareSharing": _("You are sharing your screen with %(name)s."),
+        "shareViewing": _("You are viewing %(name)s's screen."),
+        "shareScreenOf": _("%(name)s's screen"),
+        "shareStop": _("Stop sharing"),
+        "shareStopViewing": _("Stop viewing"),
+        "shareEnded": _("Screen sharing has ended."),
+        "shareCancelled": _("Your screen was not shared."),
+        "shareUnsupported": _("This browser cannot share a screen."),
+        "shareFailed": failed,
+        "sharing_started": _("Screen sharing started."),
+        "sharing_ended": _("Screen sharing ended."),
+    }

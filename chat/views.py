@@ -30,8 +30,7 @@ from chat.forms import (
     TicketReplyForm,
 )
 from chat.models import PresenceState, Ticket, TicketStatus, hash_token
-from chat.sharing import allows_display_capture
-from chat.widget import share_strings
+from chat.sharing import allows_display_capture, share_strings
 from reflib.access import librarian_required, staff_user
 from reflib.models import Library, Queue, display_name
 

@@ -31,7 +31,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from chat import origins
-from chat.sharing import allows_display_capture
+from chat.sharing import allows_display_capture, share_strings
 from reflib.models import Queue
 
 LOADER_PATH = Path(__file__).resolve().parent / "static" / "chat" / "widget" / "loader.js"
@@ -108,31 +108,6 @@ def _parent_origin(request: HttpRequest, allowed: list[str]) -> str:
     if origin in allowed or origins.is_own(origin, request.get_host()):
         return origin
     return ""
-
-
-def share_strings(failed: str) -> dict[str, str]:
-    """What the screen-sharing module says, on the panel and the desk alike; ``failed`` is
-    each side's own advice when the two browsers cannot connect."""
-    return {
-        "shareWaiting": _("Waiting for %(name)s to accept your screen…"),
-        "shareAsk": _("%(name)s would like to show you their screen."),
-        "shareView": _("View screen"),
-        "shareDecline": _("Decline"),
-        "shareCancel": _("Cancel"),
-        "shareDeclined": _("%(name)s declined to view your screen."),
-        "shareConnecting": _("Connecting the screen…"),
-        "shareSharing": _("You are sharing your screen with %(name)s."),
-        "shareViewing": _("You are viewing %(name)s's screen."),
-        "shareScreenOf": _("%(name)s's screen"),
-        "shareStop": _("Stop sharing"),
-        "shareStopViewing": _("Stop viewing"),
-        "shareEnded": _("Screen sharing has ended."),
-        "shareCancelled": _("Your screen was not shared."),
-        "shareUnsupported": _("This browser cannot share a screen."),
-        "shareFailed": failed,
-        "sharing_started": _("Screen sharing started."),
-        "sharing_ended": _("Screen sharing ended."),
-    }
 
 
 def panel_strings(retention_days: int) -> dict[str, str]:

@@ -5,7 +5,6 @@ servers and coturn's TURN credentials; the pages' Permissions-Policy."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -22,10 +21,10 @@ from tests.chat.conftest import (
     Socket,
     Sockets,
     Started,
-    go_available,
     start,
     start_accepted,
 )
+from tests.chat.test_consumers import accepted_chat
 from tests.conftest import Cast
 from tests.reflib.test_settings import SETUP, python
 
@@ -51,17 +50,12 @@ def _no_shares_left() -> None:
     cache.clear()
 
 
-async def answered_chat(sockets: Sockets, cast: Cast) -> tuple[Started, Socket, Socket]:
-    """Lena has accepted a patron's chat; both sockets drained."""
-    await db(go_available)(cast.librarian)
-    started = await db(start)(cast.queue)
-    patron, _welcome = await sockets.patron(started)
-    desk, _desk_welcome = await sockets.desk(cast.librarian)
-    await desk.send({"type": "accept", "conversation": started.public_id})
-    await desk.recv_until("accepted", conversation=started.public_id)
-    await patron.recv_until("status", status="active")
-    await asyncio.gather(desk.drain(), patron.drain())
-    return started, patron, desk
+async def reading_along(sockets: Sockets, cast: Cast, started: Started) -> Socket:
+    """Mara, a colleague of Lena's, follows the conversation at her desk (drained)."""
+    mara, _welcome = await sockets.desk(cast.manager)
+    await mara.send({"type": "subscribe", "conversation": started.public_id, "last_seq": 0})
+    await mara.drain()
+    return mara
 
 
 def of_types(frames: list[Frame], *kinds: str) -> list[Frame]:
@@ -94,7 +88,7 @@ async def patron_shares_and_lena_watches(started: Started, patron: Socket, desk:
 async def test_a_patron_shares_only_after_the_librarian_accepts_and_both_see_it_noted(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
 
     await patron.send({"type": "share_request", "share": "s1"})
     request = await desk.recv_until("share_request")
@@ -153,7 +147,7 @@ async def test_a_patron_shares_only_after_the_librarian_accepts_and_both_see_it_
 async def test_a_librarian_shares_with_a_patron_who_declines_and_nothing_is_noted(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
 
     await desk.send(desk_frame(started, "share_request", share="lena-1"))
     request = await patron.recv_until("share_request")
@@ -173,7 +167,7 @@ async def test_a_librarian_shares_with_a_patron_who_declines_and_nothing_is_note
 async def test_only_the_viewer_consents_and_one_share_runs_at_a_time(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
     await patron.send({"type": "share_request", "share": "s1"})
     await desk.recv_until("share_request")
 
@@ -194,10 +188,8 @@ async def test_only_the_viewer_consents_and_one_share_runs_at_a_time(
 async def test_signalling_reaches_neither_a_colleague_reading_along_nor_another_patron(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
-    mara, _welcome = await sockets.desk(cast.manager)
-    await mara.send({"type": "subscribe", "conversation": started.public_id, "last_seq": 0})
-    await mara.drain()
+    started, patron, desk = await accepted_chat(sockets, cast)
+    mara = await reading_along(sockets, cast, started)
     other = await db(start)(cast.queue, "Another question")
     other_patron, _welcome = await sockets.patron(other)
     await other_patron.drain()
@@ -216,10 +208,8 @@ async def test_signalling_reaches_neither_a_colleague_reading_along_nor_another_
 async def test_a_colleague_who_is_not_answering_cannot_share_or_take_part(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, _desk = await answered_chat(sockets, cast)
-    mara, _welcome = await sockets.desk(cast.manager)
-    await mara.send({"type": "subscribe", "conversation": started.public_id, "last_seq": 0})
-    await mara.drain()
+    started, patron, _desk = await accepted_chat(sockets, cast)
+    mara = await reading_along(sockets, cast, started)
 
     await mara.send(desk_frame(started, "share_request", share="m1"))
     assert (await mara.recv_until("error"))["code"] == "forbidden"
@@ -232,7 +222,7 @@ async def test_a_colleague_who_is_not_answering_cannot_share_or_take_part(
 async def test_a_librarian_of_another_library_cannot_reach_the_conversation(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, _desk = await answered_chat(sockets, cast)
+    started, patron, _desk = await accepted_chat(sockets, cast)
     otto, _welcome = await sockets.desk(cast.other_librarian)
 
     await otto.send(desk_frame(started, "share_request", share="o1"))
@@ -292,7 +282,7 @@ async def test_a_waiting_chat_cannot_share_a_screen(cast: Cast, sockets: Sockets
 async def test_a_malformed_sharing_frame_is_refused_invalid_and_relays_nothing(
     cast: Cast, sockets: Sockets, frame: Frame
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
 
     await patron.send(frame)
     assert (await patron.recv_until("error"))["code"] == "invalid"
@@ -303,7 +293,7 @@ async def test_a_malformed_sharing_frame_is_refused_invalid_and_relays_nothing(
 
 
 async def test_candidates_keep_only_their_four_known_fields(cast: Cast, sockets: Sockets) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
     await patron_shares_and_lena_watches(started, patron, desk)
 
     extra = {**CANDIDATE, "relayProtocol": "udp", "note": "x" * 100}
@@ -316,7 +306,7 @@ async def test_signalling_over_the_rate_is_refused_rate_limited(
     cast: Cast, sockets: Sockets, settings: Settings
 ) -> None:
     settings.REFLIB_RATE_SHARE_SIGNALS = (3, 60)
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
     await patron.send({"type": "share_request", "share": "s1"})
     await desk.send(desk_frame(started, "share_reply", share="s1", accept=True))
     await patron.recv_until("share_reply")
@@ -338,7 +328,7 @@ async def test_signalling_over_the_rate_is_refused_rate_limited(
 async def test_a_patron_who_leaves_mid_share_ends_it_for_the_librarian(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
     await patron_shares_and_lena_watches(started, patron, desk)
 
     await patron.disconnect()
@@ -351,7 +341,7 @@ async def test_a_patron_who_leaves_mid_share_ends_it_for_the_librarian(
 async def test_closing_the_chat_mid_share_notes_the_end_before_the_close(
     cast: Cast, sockets: Sockets
 ) -> None:
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
     await patron_shares_and_lena_watches(started, patron, desk)
 
     await desk.send(desk_frame(started, "close"))
@@ -366,6 +356,26 @@ async def test_closing_the_chat_mid_share_notes_the_end_before_the_close(
     assert notes[-3:] == [("active", "started"), ("active", "ended"), ("closed", None)]
     await patron.send({"type": "share_stop", "share": "s1"})
     assert (await patron.recv_until("error"))["code"] == "conflict"
+
+
+async def test_a_transfer_mid_share_ends_it_and_the_patron_can_share_with_the_new_librarian(
+    cast: Cast, sockets: Sockets
+) -> None:
+    started, patron, desk = await accepted_chat(sockets, cast)
+    mara, _welcome = await sockets.desk(cast.manager)
+    await patron_shares_and_lena_watches(started, patron, desk)
+
+    await desk.send(desk_frame(started, "transfer", to_user="mara"))
+    await mara.recv_until("assigned", conversation=started.public_id)
+
+    frames = await patron.drain()
+    notes = [(f.get("sharing"), f.get("reason")) for f in frames if f["type"] == "status"]
+    assert notes == [("ended", "screen sharing ended"), (None, "transferred to Mara")]
+    await mara.drain()
+    await desk.drain()
+    await patron.send({"type": "share_request", "share": "s2"})
+    assert (await mara.recv_until("share_request"))["share"] == "s2"
+    assert [f for f in await desk.drain() if f["type"].startswith("share_")] == []
 
 
 def test_the_recorded_events_go_out_only_after_commit(
@@ -435,7 +445,7 @@ async def test_the_consent_hands_both_browsers_the_configured_ice_servers(
 ) -> None:
     settings.REFLIB_ICE_SERVERS = ["stun:stun.library.example", "turn:turn.library.example"]
     settings.REFLIB_TURN_SECRET = "north-wind"
-    started, patron, desk = await answered_chat(sockets, cast)
+    started, patron, desk = await accepted_chat(sockets, cast)
     await patron.send({"type": "share_request", "share": "s1"})
     await desk.send(desk_frame(started, "share_reply", share="s1", accept=True))
 

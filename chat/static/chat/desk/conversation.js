@@ -169,6 +169,7 @@ export class Conversation {
     }
     const history = this.quietUntil === null || frame.seq <= this.quietUntil;
     if (frame.type === "status") {
+      if (frame.sharing === "ended" && !history) this.screen?.over();
       this.status = frame.status;
       this.librarian = frame.librarian;
       if (this.quietUntil === null && this.isMine()) this.quietUntil = frame.seq;

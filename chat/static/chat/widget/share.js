@@ -71,6 +71,13 @@ export class ScreenShare {
     this.show(this.t.shareEnded, []);
   }
 
+  // The transcript says a share ended (the other side stopped, the chat changed hands).
+  over() {
+    if (!this.busy) return;
+    this.reset();
+    this.show(this.t.shareEnded, []);
+  }
+
   // The chat ended or its socket was replaced: the share is over, nothing to tell.
   end() {
     this.reset();
