@@ -350,7 +350,7 @@ class QueueStatusView(PatronAPIView):
                 "online": availability.online,
                 "librarians_available": availability.librarians_available,
                 "estimated_wait_s": selectors.estimated_wait_s(found, waiting + 1, availability),
-                "opens_at": None,
+                "opens_at": None if availability.online else selectors.queue_opens_at(found),
             }
         )
 

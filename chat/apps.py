@@ -1,4 +1,7 @@
+from datetime import time
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
@@ -10,5 +13,23 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from chat.demo import seed_chat_history
         from reflib.demo import register_history
+        from reflib.jobs import Periodic, register_periodic
 
         register_history(seed_chat_history)
+        register_periodic(
+            Periodic(
+                name="chat-sweep",
+                task="chat.tasks.sweep",
+                every_s=settings.REFLIB_SWEEP_SECONDS,
+                expires_s=30,
+                description="The chat's timers: presence, ticket offers, rollover, missed.",
+            )
+        )
+        register_periodic(
+            Periodic(
+                name="retention",
+                task="chat.tasks.apply_retention",
+                at=time(3, 30),
+                description="Anonymise conversations older than the library's retention.",
+            )
+        )

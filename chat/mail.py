@@ -15,9 +15,9 @@ from reflib.models import display_name
 
 
 def ticket_url(ticket: Ticket, access_key: str) -> str:
-    """The patron's private page of a ticket. The key is a path segment, never a query
-    string, so that it does not end up in a Referer header's query or in analytics tags."""
-    return f"{settings.REFLIB_BASE_URL}/tickets/{ticket.public_id}/{access_key}/"
+    """The patron's private page of a ticket. The key is in the fragment, which browsers never
+    send: it stays out of request lines, access logs and Referer headers (chat/views.py)."""
+    return f"{settings.REFLIB_BASE_URL}/tickets/{ticket.public_id}/#k={access_key}"
 
 
 def transcript_send(*, conversation: Conversation, email: str) -> None:

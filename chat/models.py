@@ -4,7 +4,9 @@ Lifecycle of a conversation (SPEC §1.4), the definitions analytics relies on:
 
 - ``queued``: the patron asked and waits; ``created_at`` is when they asked.
 - ``active``: a librarian accepted; ``accepted_at`` is the first response time.
-- ``closed``: ended by the librarian or the patron after being answered; ``closed_at``.
+- ``closed``: ended by the librarian or the patron after being answered, or ended by staff
+  before anyone answered (closed or blocked while waiting: then ``accepted_at`` is empty, and
+  analytics counts it as *declined*); ``closed_at``.
 - ``abandoned``: the patron left (ended, or lost their connection for good) before anyone
   accepted.
 - ``missed``: nobody accepted within the queue's ``missed_after_s``.
@@ -254,6 +256,8 @@ class Presence(models.Model):
     )
     changed_at = models.DateTimeField(default=timezone.now)
     seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The end of the shift after which the librarian said they stay available (SPEC §1.3).
+    staying_after = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.state}"
@@ -292,6 +296,8 @@ class Ticket(LibraryOwned):
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Set when retention or the patron's self-delete has scrubbed the personal data.
+    anonymised_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedQuerySet["Ticket"].as_manager()
 

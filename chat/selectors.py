@@ -1,12 +1,20 @@
 """Reads of the chat: who is available, whether a queue is online, the waiting list.
 
-``queue_availability`` is the one place that decides whether a queue is *online*: a librarian
-of the queue's library is signed in, set available, and has had a desk socket open within
-the last ``PRESENCE_TIMEOUT``. (SPEC §1.3: the widget never shows online when nobody is there.)
+``queue_availability`` is the one place that decides whether a queue is *online* (SPEC §1.3:
+the widget never shows online when nobody is there). A librarian of the queue's library
+*answers* the queue when they are present (set available, with a desk socket seen within
+``PRESENCE_TIMEOUT``) and either rostered now on the queue's service point, or on no shift of
+the library now (covering). A librarian rostered but absent does not make a queue online; one
+rostered now at another service point is busy there and answers only that desk's queues.
+
+``shift_end_notices`` is the one rule for the end of a shift: a librarian who went available
+before their shift ended, and is on no shift now, is warned, and set away by the sweep
+``SHIFT_END_GRACE`` after the end unless they said they are staying.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
@@ -18,6 +26,8 @@ from django.utils import timezone
 
 from chat.models import Conversation, Presence, PresenceState, Status
 from reflib.models import Library, Queue
+from staffing import selectors as roster
+from staffing.presence import last_shift_ends
 
 PRESENCE_TIMEOUT = timedelta(seconds=60)
 # Until a queue has history, estimates use these (seconds).
@@ -54,9 +64,21 @@ class Availability:
     capacity: int
 
 
+def answering_librarians(queue: Queue, *, now: datetime | None = None) -> list[int]:
+    """The ids of the librarians who answer ``queue`` now (the module's rule)."""
+    now = now or timezone.now()
+    present = list(available_librarians([queue.library_id], now=now).values_list("pk", flat=True))
+    if not present:
+        return []
+    on_shift = roster.on_now(library=queue.library, now=now)
+    rostered_here = {v.user_id for v in on_shift if v.service_point.pk == queue.service_point_id}
+    rostered = {view.user_id for view in on_shift}
+    return [pk for pk in present if pk in rostered_here or pk not in rostered]
+
+
 def queue_availability(queue: Queue, *, now: datetime | None = None) -> Availability:
     library: Library = queue.library
-    librarians = list(available_librarians([library.pk], now=now).values_list("pk", flat=True))
+    librarians = answering_librarians(queue, now=now)
     counts = open_chat_counts(librarians)
     limit = library.max_chats_per_librarian
     free = sum(max(0, limit - counts.get(pk, 0)) for pk in librarians)
@@ -66,6 +88,17 @@ def queue_availability(queue: Queue, *, now: datetime | None = None) -> Availabi
         free_slots=free,
         capacity=limit * len(librarians),
     )
+
+
+def queue_opens_at(queue: Queue, *, now: datetime | None = None) -> str | None:
+    """When an offline ``queue`` next opens by its hours and roster, as ISO 8601 with the
+    library's offset; None when not known (nobody rostered within the horizon, or rostered
+    now but not there: the roster cannot say when they come)."""
+    now = now or timezone.now()
+    opens = roster.queue_opens_at(queue=queue, now=now)
+    if opens is None or opens <= now:
+        return None
+    return opens.astimezone(queue.library.zone).isoformat()
 
 
 def _recent_median(queue: Queue, start: str, end: str, default: float) -> float:
@@ -164,3 +197,40 @@ def patron_may_read(conversation: Conversation, *, now: datetime | None = None) 
         return False
     window = timedelta(seconds=settings.REFLIB_PATRON_TOKEN_WINDOW_S)
     return (now or timezone.now()) - conversation.closed_at < window
+
+
+# --- the end of a shift ----------
+
+SHIFT_END_LOOKBACK = timedelta(days=1)
+
+
+def shift_end_grace() -> timedelta:
+    return timedelta(seconds=settings.REFLIB_SHIFT_END_GRACE_SECONDS)
+
+
+@dataclass(frozen=True)
+class ShiftEnd:
+    """A librarian still available after their shift ended."""
+
+    ended_at: datetime
+    away_at: datetime
+    staying: bool
+
+
+def shift_end_notices(
+    presences: Iterable[Presence], *, now: datetime | None = None
+) -> dict[int, ShiftEnd]:
+    """By user id, the available ``presences`` whose shift has ended (the module's rule)."""
+    now = now or timezone.now()
+    grace = shift_end_grace()
+    available = {p.user_id: p for p in presences if p.state == PresenceState.AVAILABLE}
+    ends = last_shift_ends(user_ids=available, since=now - grace - SHIFT_END_LOOKBACK, now=now)
+    notices = {}
+    for user_id, ended_at in ends.items():
+        presence = available[user_id]
+        # Going available after the shift ended is covering, not forgetting to leave.
+        if presence.changed_at >= ended_at:
+            continue
+        staying = presence.staying_after is not None and presence.staying_after >= ended_at
+        notices[user_id] = ShiftEnd(ended_at=ended_at, away_at=ended_at + grace, staying=staying)
+    return notices

@@ -7,6 +7,7 @@ permissions first (``check_*`` helpers here, or the consumer/view) and catch ``C
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events, sharing
+from chat import events, retention, sharing
 from chat.errors import ChatError
 from chat.models import (
     Attachment,
@@ -44,11 +45,15 @@ from chat.selectors import (
     estimated_wait_s,
     open_chat_counts,
     queue_availability,
+    shift_end_notices,
     wait_model,
     waiting_conversations,
 )
-from chat.signals import conversation_ended
+from chat.signals import conversation_ended, conversation_rated
 from reflib.models import Library, Membership, Queue, display_name
+from staffing import selectors as roster
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 4000
 MAX_TAGS = 20
@@ -307,6 +312,8 @@ def conversation_rate(*, conversation_id: int, score: int, comment: str = "") ->
     conversation.rating = score
     conversation.rating_comment = comment
     conversation.save(update_fields=["rating", "rating_comment"])
+    pk = conversation.pk
+    transaction.on_commit(lambda: conversation_rated.send(sender=Conversation, conversation_id=pk))
     return conversation
 
 
@@ -398,6 +405,15 @@ def conversation_erase(*, conversation_id: int) -> None:
     conversation.token_hash = hash_token(new_token())
     conversation.erased_at = timezone.now()
     conversation.save()
+    # The ticket the chat became holds the same question, name and e-mail.
+    ticket = Ticket.objects.filter(conversation=conversation).first()
+    if ticket is not None:
+        retention.ticket_erase(ticket_id=ticket.pk)
+    log.info(
+        "conversation %s of library %s erased at the patron's request",
+        conversation.public_id,
+        conversation.library.slug,
+    )
 
 
 # --- librarian side ----------
@@ -535,8 +551,8 @@ def conversation_close(
         _check_owner(conversation, user)
     conversation.read_level = read_level
     conversation.tags = clean_tags(tags or [])
-    status = Status.CLOSED if conversation.accepted_at else Status.ABANDONED
-    _finish(conversation, status, reason="closed by librarian")
+    # Closed, not abandoned, also while it waits: "abandoned" means the patron left.
+    _finish(conversation, Status.CLOSED, reason="closed by librarian")
     return conversation
 
 
@@ -613,11 +629,7 @@ def patron_block(*, conversation_id: int, user: User, hours: int, reason: str = 
         created_by=user,
     )
     if conversation.is_open:
-        _finish(
-            conversation,
-            Status.CLOSED if conversation.accepted_at else Status.ABANDONED,
-            reason="ended by staff",
-        )
+        _finish(conversation, Status.CLOSED, reason="ended by staff")
     return block
 
 
@@ -630,6 +642,25 @@ def presence_set(*, user: User, state: PresenceState) -> Presence:
         user=user, defaults={"state": state, "changed_at": now, "seen_at": now}
     )
     _presence_changed(user)
+    return presence
+
+
+def presence_stay(*, user: User, now: datetime | None = None) -> Presence:
+    """The librarian stays available after the shift that ended (or ends next, when they are
+    still on it): the sweep leaves them available."""
+    now = now or timezone.now()
+    current, _next = roster.current_and_next_shift(user=user, now=now)
+    if current is not None:
+        ends_at = current.end
+    else:
+        presence = Presence.objects.filter(user=user).first()
+        notice = shift_end_notices([presence], now=now).get(user.pk) if presence else None
+        if notice is None:
+            raise ChatError("conflict", _("You have no shift ending now to stay on after."))
+        ends_at = notice.ended_at
+    presence, _created = Presence.objects.get_or_create(user=user)
+    presence.staying_after = ends_at
+    presence.save(update_fields=["staying_after"])
     return presence
 
 
@@ -732,6 +763,7 @@ def _library_positions_publish(library_id: int) -> None:
 @dataclass
 class SweepResult:
     presences_expired: int = 0
+    shifts_ended: int = 0
     tickets_offered: int = 0
     rolled_over: int = 0
     missed: int = 0
@@ -757,6 +789,25 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
             if updated:
                 result.presences_expired += 1
                 _presence_changed(presence.user)
+
+    available = Presence.objects.filter(state=PresenceState.AVAILABLE).select_related("user")
+    for user_id, notice in shift_end_notices(available, now=now).items():
+        if notice.staying or now < notice.away_at:
+            continue
+        with transaction.atomic():
+            # Conditional: a librarian who just chose again (or said they stay) keeps it.
+            updated = (
+                Presence.objects.filter(
+                    user_id=user_id,
+                    state=PresenceState.AVAILABLE,
+                    changed_at__lt=notice.ended_at,
+                )
+                .exclude(staying_after__gte=notice.ended_at)
+                .update(state=PresenceState.AWAY, changed_at=now)
+            )
+            if updated:
+                result.shifts_ended += 1
+                _presence_changed(User.objects.get(pk=user_id))
 
     for conversation in Conversation.objects.filter(status=Status.QUEUED).select_related(
         "queue__library"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from chat import mail, services
+from chat import mail, retention, services
 from chat.models import Conversation, Ticket, TicketMessage
+from reflib.jobs import DAILY_RETRY
 
 
 @shared_task
@@ -19,6 +20,12 @@ def sweep() -> None:
     """The chat's timers (presence expiry, ticket offers, rollover, missed, abandoned), sent
     every few seconds by beat. Safe to run twice at once: each step re-checks under a lock."""
     services.sweep()
+
+
+@shared_task(**DAILY_RETRY)
+def apply_retention(*, library_id: int) -> None:
+    """Anonymise the library's conversations and tickets older than its retention, daily."""
+    retention.retention_apply(library_id=library_id)
 
 
 @shared_task

@@ -53,6 +53,8 @@ urlpatterns = [
     path("widget.js", widget.widget_js, name="widget_js"),
     path("widget/<slug:library>/<slug:queue>/", widget.panel, name="widget_panel"),
     path("desk/", views.desk, name="desk"),
+    path("desk/shift/", views.desk_shift, name="desk_shift"),
+    path("desk/shift/stay/", views.desk_shift_stay, name="desk_shift_stay"),
     path("desk/tickets/", views.desk_tickets, name="desk_tickets"),
     path("desk/tickets/<str:public_id>/", views.desk_ticket, name="desk_ticket"),
     path(
@@ -82,9 +84,11 @@ urlpatterns = [
         desk_api.file_upload,
         name="desk_api_files",
     ),
+    path("tickets/<str:public_id>/", views.ticket_public, name="ticket_public"),
+    path("tickets/<str:public_id>/open/", views.ticket_open, name="ticket_open"),
     path(
         "tickets/<str:public_id>/<str:access_key>/",
-        views.ticket_public,
-        name="ticket_public",
+        views.ticket_public_key_in_path,
+        name="ticket_public_key_in_path",
     ),
 ]

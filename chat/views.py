@@ -13,11 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from chat import selectors, ticket_services
+from chat import selectors, services, ticket_services
 from chat.errors import ChatError
 from chat.forms import (
     DeskCannedSearchForm,
@@ -29,10 +30,11 @@ from chat.forms import (
     TicketFilterForm,
     TicketReplyForm,
 )
-from chat.models import PresenceState, Ticket, TicketStatus, hash_token
+from chat.models import Presence, PresenceState, Ticket, TicketStatus, hash_token
 from chat.sharing import allows_display_capture, share_strings
 from reflib.access import librarian_required, staff_user
 from reflib.models import Library, Queue, display_name
+from staffing import selectors as roster
 
 TICKETS_PER_PAGE = 25
 
@@ -52,6 +54,62 @@ def colleagues_on_now(user: User) -> list[dict[str, str]]:
     return [{"username": c.get_username(), "name": display_name(c)} for c in colleagues]
 
 
+def desk_shift_context(user: User) -> dict[str, Any]:
+    """The desk's shift card: my current and next shift, who else is rostered now (and
+    whether they are at the desk), and the end-of-shift notice (chat.selectors)."""
+    now = timezone.now()
+    libraries = list(Library.objects.visible_to(user))
+    current, upcoming = roster.current_and_next_shift(user=user, now=now)
+    presence = Presence.objects.filter(user=user).first()
+    notice = selectors.shift_end_notices([presence], now=now).get(user.pk) if presence else None
+    present = set(
+        selectors.available_librarians([library.pk for library in libraries], now=now).values_list(
+            "pk", flat=True
+        )
+    )
+    on_now = [
+        {"view": view, "present": view.user_id in present}
+        for library in libraries
+        for view in roster.on_now(library=library, now=now)
+        if view.user_id != user.pk
+    ]
+    shown = current or upcoming
+    return {
+        "zone": shown.zone if shown else libraries[0].zone,
+        "current": current,
+        "next": upcoming,
+        "on_now": on_now,
+        "notice": notice,
+        "presence": presence.state if presence else PresenceState.OFFLINE,
+        "staying": bool(
+            current
+            and presence
+            and presence.staying_after is not None
+            and presence.staying_after >= current.end
+        ),
+    }
+
+
+@librarian_required
+@never_cache
+def desk_shift(request: HttpRequest) -> HttpResponse:
+    """The shift card alone, which the desk fetches again as time passes."""
+    return render(request, "chat/desk_shift.html", desk_shift_context(staff_user(request)))
+
+
+@require_POST
+@librarian_required
+def desk_shift_stay(request: HttpRequest) -> HttpResponse:
+    """ "I'm staying": stay available after my shift ends."""
+    try:
+        services.presence_stay(user=staff_user(request))
+    except ChatError as error:
+        messages.error(request, error.detail)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return desk_shift(request)
+    return redirect("desk")
+
+
 @librarian_required
 @never_cache
 @allows_display_capture
@@ -68,6 +126,7 @@ def desk(request: HttpRequest) -> HttpResponse:
             # The script puts a conversation's id in place of __ID__.
             "conversation": reverse("desk_api_conversation", args=["__ID__"]),
             "files": reverse("desk_api_files", args=["__ID__"]),
+            "shift": reverse("desk_shift"),
         },
     }
     return render(
@@ -81,6 +140,7 @@ def desk(request: HttpRequest) -> HttpResponse:
             "presence": selectors.presence_of(user),
             "presence_states": PresenceState.choices,
             "colleagues": colleagues_on_now(user),
+            "shift": desk_shift_context(user),
             "config": config,
             "strings": _desk_strings(),
             "message_form": DeskMessageForm(),
@@ -249,6 +309,15 @@ def desk_ticket_close(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 # --- the patron's private ticket page ----------
+#
+# The e-mailed link is /tickets/ID/#k=KEY. A fragment never leaves the browser, so the key is
+# in no request line, access log or Referer header. The page's script posts the key once
+# (``ticket_open``); the server keeps the ticket's current key hash in the patron's session and
+# the address bar shows /tickets/ID/ only. Links e-mailed before (/tickets/ID/KEY/) still work:
+# they are exchanged the same way and redirected, but that first request carries the key in
+# its path, as it always did (docs/operations.md).
+
+TICKET_GRANTS = "chat.ticket_grants"
 
 
 def _ticket_for_key(public_id: str, access_key: str) -> Ticket:
@@ -258,27 +327,71 @@ def _ticket_for_key(public_id: str, access_key: str) -> Ticket:
     return ticket
 
 
+def _granted_ticket(request: HttpRequest, public_id: str) -> Ticket | None:
+    """The ticket, if this browser opened it with its current key (a newer answer's key, an
+    erasure or retention replaces the hash, and the grant lapses with it)."""
+    granted = request.session.get(TICKET_GRANTS, {}).get(public_id)
+    if not isinstance(granted, str):
+        return None
+    ticket = Ticket.objects.select_related("library").filter(public_id=public_id).first()
+    if ticket is None or not hmac.compare_digest(ticket.access_hash, granted):
+        return None
+    return ticket
+
+
+def _grant_and_show(request: HttpRequest, ticket: Ticket) -> HttpResponse:
+    grants = dict(request.session.get(TICKET_GRANTS, {}))
+    grants[ticket.public_id] = ticket.access_hash
+    request.session[TICKET_GRANTS] = grants
+    return _private(redirect("ticket_public", public_id=ticket.public_id))
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    # Keep the page out of other sites' Referer headers and out of search engines. Not
+    # "no-referrer": with it browsers send "Origin: null" on the reply form's POST, which CSRF
+    # protection rightly refuses.
+    response["Referrer-Policy"] = "same-origin"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
 @never_cache
-def ticket_public(request: HttpRequest, public_id: str, access_key: str) -> HttpResponse:
-    """The patron reads the thread and replies; the key in the path is the only credential."""
-    ticket = _ticket_for_key(public_id, access_key)
+def ticket_public(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The patron reads the thread and replies, once their browser has opened the ticket."""
+    ticket = _granted_ticket(request, public_id)
+    if ticket is None:
+        if request.method == "POST":
+            raise Http404("No such ticket")
+        # The same page whether or not the ticket exists: it says nothing about either.
+        return _private(render(request, "chat/ticket_open.html", {"public_id": public_id}))
     form = TicketReplyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         ticket_services.ticket_reply_by_patron(ticket_id=ticket.pk, body=form.cleaned_data["body"])
         messages.success(request, _("Your reply was sent. A librarian will answer by e-mail."))
         return redirect(request.path)
-    response = render(
-        request,
-        "chat/ticket_public.html",
-        {
-            "ticket": ticket,
-            "thread": ticket.messages.select_related("author__staff_profile"),
-            "form": form,
-        },
+    return _private(
+        render(
+            request,
+            "chat/ticket_public.html",
+            {
+                "ticket": ticket,
+                "thread": ticket.messages.select_related("author__staff_profile"),
+                "form": form,
+            },
+        )
     )
-    # The path is the credential: keep it out of other sites' Referer headers and out of
-    # search engines. Not "no-referrer": with it browsers send "Origin: null" on the reply
-    # form's POST, which CSRF protection rightly refuses.
-    response["Referrer-Policy"] = "same-origin"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
+
+
+@never_cache
+@require_POST
+def ticket_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Exchange the key from the link's fragment (a form post: never in a URL) for access."""
+    return _grant_and_show(request, _ticket_for_key(public_id, request.POST.get("key", "")))
+
+
+@never_cache
+def ticket_public_key_in_path(
+    request: HttpRequest, public_id: str, access_key: str
+) -> HttpResponse:
+    """A link e-mailed before the key moved to the fragment: exchanged, then redirected."""
+    return _grant_and_show(request, _ticket_for_key(public_id, access_key))

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 
 from reflib.models import (
     AllowedOrigin,
+    JobRun,
     Library,
     Membership,
     Queue,
@@ -223,3 +224,34 @@ class MembershipAdmin(LibraryScopedAdmin):
 class StaffProfileAdmin(admin.ModelAdmin):
     list_display = ["display_name", "user"]
     search_fields = ["display_name", "user__username"]
+
+
+@admin.register(JobRun)
+class JobRunAdmin(LibraryScopedAdmin):
+    """Every background job's runs: a manager sees their libraries' jobs (the daily reports),
+    a superuser also the installation's own (the chat's sweep, housekeeping). Read only: the
+    record is what happened."""
+
+    list_display = ["task", "library", "started_at", "duration", "outcome", "attempt"]
+    list_filter = ["outcome", "task", "library"]
+    search_fields = ["task", "task_id"]
+    date_hierarchy = "started_at"
+    readonly_fields = [
+        "task",
+        "task_id",
+        "library",
+        "attempt",
+        "started_at",
+        "duration",
+        "outcome",
+        "error",
+    ]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False

@@ -7,6 +7,7 @@ foreign key, and every read of it goes through a library-scoped QuerySet (``for_
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -14,9 +15,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from reflib.validators import normalize_origin, validate_origin, validate_timezone
+from reflib.redaction import compile_patterns
+from reflib.validators import (
+    normalize_origin,
+    validate_card_patterns,
+    validate_origin,
+    validate_timezone,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -64,6 +72,15 @@ class Library(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(20)],
     )
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    card_patterns = models.TextField(
+        _("library card number patterns"),
+        blank=True,
+        validators=[validate_card_patterns],
+        help_text=_(
+            "One regular expression per line for this library's own card numbers, e.g. "
+            "\\bLIB-\\d{6}\\b. Reports and retention redact them like 14-digit barcodes."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects: ClassVar[LibraryQuerySet] = LibraryQuerySet.as_manager()  # type: ignore[assignment]
@@ -88,6 +105,9 @@ class Library(models.Model):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def compiled_card_patterns(self) -> list[re.Pattern[str]]:
+        return compile_patterns(self.card_patterns.splitlines())
 
     def allows_origin(self, origin: str) -> bool:
         return self.allowed_origins.filter(origin=origin.lower()).exists()
@@ -301,3 +321,53 @@ def display_name(user: Any) -> str:
     if profile is not None and profile.display_name:
         return str(profile.display_name)
     return str(user.get_short_name() or user.get_username())
+
+
+class JobOutcome(models.TextChoices):
+    RUNNING = "running", _("running")
+    SUCCESS = "success", _("succeeded")
+    RETRY = "retry", _("failed, will be retried")
+    FAILURE = "failure", _("failed")
+
+
+class JobRun(models.Model):
+    """One run of a background job (a Celery task), recorded by ``reflib.jobs``.
+
+    A run that fails and is retried leaves a ``retry`` row per failed attempt and a row for the
+    attempt that finally succeeded or failed. ``error`` holds the exception's class and message,
+    never the task's arguments.
+    """
+
+    task = models.CharField(_("task"), max_length=200, db_index=True)
+    task_id = models.CharField(_("Celery task id"), max_length=255, blank=True)
+    library = models.ForeignKey(
+        Library,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="job_runs",
+        verbose_name=_("library"),
+        help_text=_("Empty for a job of the whole installation."),
+    )
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
+    started_at = models.DateTimeField(_("started"), default=timezone.now, db_index=True)
+    duration = models.DurationField(_("duration"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=JobOutcome.choices, default=JobOutcome.RUNNING
+    )
+    error = models.TextField(_("error"), blank=True)
+
+    objects = ScopedQuerySet["JobRun"].as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("job run")
+        indexes = [models.Index(fields=["task", "-started_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=JobOutcome.values), name="job_run_outcome_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"

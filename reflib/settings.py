@@ -170,20 +170,23 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task taken by a worker that died comes back after this long (acks late); every task is
+# idempotent, and ETAs are kept shorter than it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("REFLIB_TASK_VISIBILITY_TIMEOUT", 3600, minimum=5)
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# The chat's timers (presence expiry, ticket offers, rollover, missed, abandoned) survive
-# restarts because they are a periodic sweep of the database, not in-memory sleeps.
-CELERY_BEAT_SCHEDULE = {
-    "chat-sweep": {
-        "task": "chat.tasks.sweep",
-        "schedule": float(env_int("REFLIB_SWEEP_SECONDS", 5, minimum=1)),
-        "options": {"expires": 30},
-    },
-    "clear-expired-sessions": {"task": "reflib.tasks.clear_sessions", "schedule": 86400.0},
-}
+# The periodic schedule lives in the database (django-celery-beat, shown in the admin); each
+# app declares its jobs and `migrate` creates the missing ones (reflib/jobs.py). The sweep's
+# interval here is only its first value; afterwards the admin is the place to change it.
+REFLIB_SWEEP_SECONDS = env_int("REFLIB_SWEEP_SECONDS", 5, minimum=1)
+# Each job run is recorded (JobRun, in the admin) and kept this many days.
+REFLIB_JOB_RUN_DAYS = env_int("REFLIB_JOB_RUN_DAYS", 14, minimum=1)
+# A librarian still available when their shift ends is set away this long after the end,
+# unless they said at the desk that they stay.
+REFLIB_SHIFT_END_GRACE_SECONDS = env_int("REFLIB_SHIFT_END_GRACE_SECONDS", 600, minimum=0)
 
 # --- E-mail ----------------------------------------------------------------------------------
 
@@ -328,7 +331,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No secrets or personal data in logs (reflib/logfilter.py); SQL with its parameters is
+    # never logged, whatever LOG_LEVEL says.
+    "filters": {"redact": {"()": "reflib.logfilter.RedactSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
 }

@@ -14,5 +14,7 @@ urlpatterns = [
     re_path(r"^docs/(?P<name>[a-z-]+)/$", views.docs_page, name="docs_page"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("chat.urls")),
+    path("staffing/", include("staffing.urls")),
+    path("", include("analytics.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -24,6 +25,28 @@ def validate_timezone(value: str) -> None:
             params={"value": value},
             code="invalid_timezone",
         ) from None
+
+
+def validate_card_patterns(value: str) -> None:
+    """One regular expression per line; each must compile and must not match empty text
+    (which would put a placeholder between every two characters)."""
+    for number, line in enumerate(value.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            pattern = re.compile(line)
+        except re.error as exc:
+            raise ValidationError(
+                _("Line %(number)s is not a valid regular expression: %(error)s"),
+                params={"number": number, "error": exc},
+                code="invalid_pattern",
+            ) from None
+        if pattern.fullmatch(""):
+            raise ValidationError(
+                _("Line %(number)s matches empty text; it must match a card number."),
+                params={"number": number},
+                code="empty_pattern",
+            )
 
 
 def normalize_origin(value: str) -> str:

@@ -46,6 +46,7 @@ def test_database_url() -> str:
 class DaphneProcess:
     port: int
     env: dict[str, str]
+    args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
 
@@ -68,6 +69,7 @@ class DaphneProcess:
                     "127.0.0.1",
                     "-p",
                     str(self.port),
+                    *self.args,
                     "reflib.asgi:application",
                 ],
                 cwd=ROOT,
@@ -103,7 +105,9 @@ class DaphneProcess:
 
 
 class DaphneCluster:
-    def __init__(self) -> None:
+    def __init__(self, *, args: tuple[str, ...] = ()) -> None:
+        """``args``: extra daphne command-line options for every process (``--access-log -``)."""
+        self.args = args
         self.processes: list[DaphneProcess] = []
 
     def start(self, count: int = 1, **extra_env: str) -> list[DaphneProcess]:
@@ -113,7 +117,7 @@ class DaphneCluster:
         env.pop("PYTEST_CURRENT_TEST", None)
         started = []
         for _ in range(count):
-            process = DaphneProcess(port=free_port(), env=env)
+            process = DaphneProcess(port=free_port(), env=env, args=self.args)
             process.start()
             self.processes.append(process)
             started.append(process)

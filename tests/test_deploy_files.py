@@ -148,6 +148,24 @@ def test_nginx_upstream_lists_the_daphne_ports_of_the_systemd_instances() -> Non
     assert "X-Forwarded-Proto $scheme" in conf[conf.index("location / {") :]
 
 
+def test_nginx_access_log_masks_a_ticket_key_in_an_old_link() -> None:
+    conf = (DEPLOY / "nginx" / "reflib.conf").read_text()
+    https = conf[conf.index("listen 443") :]
+
+    assert "access_log /var/log/nginx/reflib.access.log reflib_private;" in https
+    log_format = conf[conf.index("log_format reflib_private") :]
+    log_format = log_format[: log_format.index(";")]
+    assert "$reflib_loggable_uri" in log_format
+    assert "$request " not in log_format
+    assert "$request_uri" not in log_format
+    rule = re.search(r'"~(\^[^"]+)" "\$\{reflib_ticket\}\[key\]/";', conf)
+    assert rule is not None
+    pattern = re.compile(rule.group(1).replace("(?<reflib_ticket>", "(?P<reflib_ticket>"))
+    old_link = "/tickets/AbC123xYz0Q1/" + "k" * 43 + "/"
+    assert pattern.sub(r"\g<reflib_ticket>[key]/", old_link) == "/tickets/AbC123xYz0Q1/[key]/"
+    assert not pattern.match("/tickets/AbC123xYz0Q1/open/")
+
+
 def test_every_example_variable_is_read_by_the_settings_and_documented() -> None:
     settings_source = (ROOT / "reflib" / "settings.py").read_text()
     configuration = (ROOT / "docs" / "configuration.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import random
 import re
 from collections.abc import Callable
@@ -402,7 +403,7 @@ def test_patron_leaves_a_ticket_and_gets_a_receipt_with_a_private_link(
     body = str(receipt.body)
     assert "Can I renew by phone?" in body
     base = re.escape(settings.REFLIB_BASE_URL)
-    link = re.search(rf"{base}/tickets/{ticket.public_id}/([\w-]+)/", body)
+    link = re.search(rf"{base}/tickets/{ticket.public_id}/#k=([\w-]+)", body)
     assert link is not None
     assert hash_token(link.group(1)) == ticket.access_hash
 
@@ -959,6 +960,39 @@ def test_patron_erases_the_conversation_and_the_token_stops_working(
     assert not row.attachments.exists()
     assert_error(api.delete(chat.url(), headers=chat.auth), 401, "unauthorized")
     assert_error(api.get(shared_file, headers=chat.auth), 401, "unauthorized")
+
+
+def test_erasing_a_chat_left_as_a_question_erases_the_tickets_personal_data_too(
+    api: Client,
+    chat: Chat,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            chat.url("ticket"), {"email": "pat@example.org"}, content_type=JSON, headers=chat.auth
+        )
+    assert response.status_code == 201, response.content
+    ticket = Ticket.objects.get(conversation__public_id=chat.public_id)
+    link = re.search(r"/tickets/([\w-]+)/#k=([\w-]+)", str(mail.outbox[-1].body))
+    assert link is not None
+    public_id, key = link.groups()
+    opened = Client().post(f"/tickets/{public_id}/open/", {"key": key}, follow=True)
+    assert "1911 census" in opened.content.decode()
+
+    with caplog.at_level(logging.INFO):
+        response = api.delete(chat.url(), headers=chat.auth)
+
+    assert response.status_code == 204
+    ticket.refresh_from_db()
+    assert (ticket.question, ticket.patron_name, ticket.patron_email) == ("", "", "")
+    assert set(ticket.messages.values_list("body", flat=True)) == {""}
+    assert ticket.anonymised_at is not None
+    assert Client().post(f"/tickets/{public_id}/open/", {"key": key}).status_code == 404
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"conversation {chat.public_id} of library demo erased" in logged
+    for personal in ("Pat Patron", "pat@example.org", "1911 census", chat.token):
+        assert personal not in logged
 
 
 # --- origins ----------

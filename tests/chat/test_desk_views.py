@@ -61,6 +61,11 @@ def new_ticket(queue: Queue, question: str = "Can I renew by phone?") -> tuple[T
     return created.ticket, created.access_key
 
 
+def open_ticket(client: Client, public_id: str, key: str) -> Any:
+    """What the page's script does with the e-mailed link's #k=KEY: post it, follow on."""
+    return client.post(f"/tickets/{public_id}/open/", {"key": key}, follow=True)
+
+
 def png_bytes(size: tuple[int, int] = (4, 4)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, "navy").save(buffer, format="PNG")
@@ -350,17 +355,17 @@ def test_answer_emails_the_patron_a_new_working_private_link(
     assert message.to == ["pat@example.org"]
     body = str(message.body)
     assert "Yes: call 555-0100 during opening hours." in body
-    link = re.search(rf"/tickets/{ticket.public_id}/([\w-]+)/", body)
+    link = re.search(rf"/tickets/{ticket.public_id}/#k=([\w-]+)$", body, re.MULTILINE)
     assert link is not None
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.ANSWERED
     assert ticket.assigned_to == cast.librarian
     assert hash_token(link.group(1)) == ticket.access_hash
-    page = Client().get(link.group(0))
+    page = open_ticket(Client(), ticket.public_id, link.group(1))
     assert page.status_code == 200
     assert "Yes: call 555-0100 during opening hours." in page.content.decode()
     # The receipt's key was replaced: only the newest link opens the ticket.
-    assert Client().get(f"/tickets/{ticket.public_id}/{receipt_key}/").status_code == 404
+    assert open_ticket(Client(), ticket.public_id, receipt_key).status_code == 404
 
 
 def test_an_empty_answer_is_refused_with_the_form_error(cast: Cast) -> None:
@@ -394,31 +399,84 @@ def test_a_closed_ticket_cannot_be_answered(cast: Cast) -> None:
 def test_patron_page_with_a_wrong_key_is_not_found(cast: Cast) -> None:
     ticket, key = new_ticket(cast.queue)
 
+    assert open_ticket(Client(), ticket.public_id, f"{key[:-1]}x").status_code == 404
+    assert open_ticket(Client(), "unknown", key).status_code == 404
+    assert open_ticket(Client(), ticket.public_id, "").status_code == 404
     assert Client().get(f"/tickets/{ticket.public_id}/{key[:-1]}x/").status_code == 404
-    assert Client().get(f"/tickets/unknown/{key}/").status_code == 404
 
 
-def test_patron_page_shows_the_thread_privately(cast: Cast) -> None:
+def test_the_linked_page_without_access_asks_for_the_key_and_reveals_nothing(cast: Cast) -> None:
+    ticket, _ = new_ticket(cast.queue, "Can I renew by phone?")
+
+    known = Client().get(f"/tickets/{ticket.public_id}/")
+    unknown = Client().get("/tickets/no-such-ticket/")
+
+    for response in (known, unknown):
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "chat/ticket_open.js" in page
+        assert 'name="key"' in page
+        assert "Can I renew by phone?" not in page
+        assert "Demo Public Library" not in page
+        assert response["Referrer-Policy"] == "same-origin"
+    assert Client().post(f"/tickets/{ticket.public_id}/", {"body": "Hi"}).status_code == 404
+    assert ticket.messages.count() == 1
+
+
+def test_patron_page_shows_the_thread_privately_at_an_address_without_the_key(
+    cast: Cast,
+) -> None:
     ticket, key = new_ticket(cast.queue, "Can I renew by phone?")
 
-    response = Client().get(f"/tickets/{ticket.public_id}/{key}/")
+    response = open_ticket(Client(), ticket.public_id, key)
 
+    assert response.redirect_chain == [(f"/tickets/{ticket.public_id}/", 302)]
     assert response.status_code == 200
     assert "Can I renew by phone?" in response.content.decode()
     assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
 
 
+def test_a_link_with_the_key_in_its_path_still_opens_the_ticket(cast: Cast) -> None:
+    ticket, key = new_ticket(cast.queue, "Can I renew by phone?")
+
+    response = Client().get(f"/tickets/{ticket.public_id}/{key}/", follow=True)
+
+    assert response.redirect_chain == [(f"/tickets/{ticket.public_id}/", 302)]
+    assert "Can I renew by phone?" in response.content.decode()
+
+
+def test_access_lapses_when_an_answer_replaces_the_key(cast: Cast) -> None:
+    ticket, key = new_ticket(cast.queue, "Can I renew by phone?")
+    patron = Client()
+    open_ticket(patron, ticket.public_id, key)
+    Ticket.objects.filter(pk=ticket.pk).update(access_hash=hash_token("a-newer-key"))
+
+    page = patron.get(f"/tickets/{ticket.public_id}/")
+
+    assert "Can I renew by phone?" not in page.content.decode()
+    assert 'name="key"' in page.content.decode()
+
+
+def csrf_patron(public_id: str, key: str) -> tuple[Client, str]:
+    """A patron's browser, CSRF checks on, that opened the ticket as the page's script does."""
+    patron = Client(enforce_csrf_checks=True)
+    patron.get(f"/tickets/{public_id}/")
+    token = patron.cookies["csrftoken"].value
+    opened = patron.post(f"/tickets/{public_id}/open/", {"key": key, "csrfmiddlewaretoken": token})
+    assert opened.status_code == 302
+    return patron, token
+
+
 def test_patron_reply_appears_in_the_thread_and_reopens_the_ticket(cast: Cast) -> None:
     ticket, key = new_ticket(cast.queue)
     Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.ANSWERED)
-    patron = Client(enforce_csrf_checks=True)
-    url = f"/tickets/{ticket.public_id}/{key}/"
-    patron.get(url)
-    token = patron.cookies["csrftoken"].value
+    patron, token = csrf_patron(ticket.public_id, key)
 
     response = patron.post(
-        url, {"body": "Thanks! And on Sundays?", "csrfmiddlewaretoken": token}, follow=True
+        f"/tickets/{ticket.public_id}/",
+        {"body": "Thanks! And on Sundays?", "csrfmiddlewaretoken": token},
+        follow=True,
     )
 
     assert response.status_code == 200
@@ -430,12 +488,13 @@ def test_patron_reply_appears_in_the_thread_and_reopens_the_ticket(cast: Cast) -
     assert "Thanks! And on Sundays?" in staff_page.content.decode()
 
 
-def test_patron_reply_without_the_csrf_token_is_refused(cast: Cast) -> None:
+def test_patron_reply_or_key_without_the_csrf_token_is_refused(cast: Cast) -> None:
     ticket, key = new_ticket(cast.queue)
+    stranger = Client(enforce_csrf_checks=True)
+    assert stranger.post(f"/tickets/{ticket.public_id}/open/", {"key": key}).status_code == 403
+    patron, _ = csrf_patron(ticket.public_id, key)
 
-    response = Client(enforce_csrf_checks=True).post(
-        f"/tickets/{ticket.public_id}/{key}/", {"body": "Hello"}
-    )
+    response = patron.post(f"/tickets/{ticket.public_id}/", {"body": "Hello"})
 
     assert response.status_code == 403
     assert ticket.messages.count() == 1

@@ -290,6 +290,22 @@ def test_accept_and_close_record_the_lifecycle_times(cast: Cast) -> None:
     assert last.data["status"] == "closed"
 
 
+def test_librarian_closing_a_waiting_conversation_closes_it_and_does_not_call_it_abandoned(
+    cast: Cast,
+) -> None:
+    started = start(cast.queue)
+
+    services.conversation_close(conversation_id=started.pk, user=cast.librarian)
+
+    conversation = fresh(started)
+    assert conversation.status == Status.CLOSED
+    assert conversation.accepted_at is None
+    assert conversation.closed_at is not None
+    last = Event.objects.filter(conversation_id=started.pk).order_by("seq").last()
+    assert last is not None
+    assert last.data["status"] == "closed"
+
+
 def test_patron_ending_a_waiting_conversation_abandons_it(cast: Cast) -> None:
     started = start(cast.queue)
 
@@ -556,7 +572,9 @@ def test_block_ends_the_chat_and_refuses_the_patron_until_it_expires(cast: Cast)
 
     block = services.patron_block(conversation_id=started.pk, user=cast.librarian, hours=1)
 
-    assert fresh(started).status == Status.ABANDONED
+    # Staff ended it: closed, never "abandoned" (which means the patron left).
+    assert fresh(started).status == Status.CLOSED
+    assert fresh(started).accepted_at is None
     with pytest.raises(ChatError) as refused:
         services.check_patron_not_blocked(library=cast.library, ip=PATRON_IP)
     assert refused.value.code == "forbidden"

@@ -6,6 +6,7 @@
 import { Conversation } from "./conversation.js";
 import { Notifier } from "./notify.js";
 import { QueueView } from "./queue.js";
+import { ShiftCard } from "./shift.js";
 import { DeskSocket } from "./socket.js";
 import { format, getJSON } from "./util.js";
 
@@ -43,6 +44,14 @@ class Desk {
       template: document.getElementById("queue-item-template"),
       strings: this.strings,
       onAccept: (id) => this.accept(id),
+    });
+
+    this.shift = new ShiftCard({
+      section: document.getElementById("shift"),
+      url: this.urls.shift,
+      csrfToken: this.csrfToken,
+      onPresence: (state) => this.showPresence(state),
+      onEnded: (text) => this.notifier.alert({ title: text, body: "", tag: "reflib-shift" }),
     });
 
     for (const radio of document.querySelectorAll('#presence input[name="presence"]')) {

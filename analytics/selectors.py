@@ -1,0 +1,410 @@
+"""Reads of the analytics app: the aggregates behind the manager views, CSVs and daily reports.
+
+Every function takes a :class:`Scope` (one library, an inclusive range of *local* dates, optional
+service point, queue and format) and aggregates in SQL. Buckets (days, weekday and hour) are
+computed by the database in the library's time zone, so they follow the wall clock across a
+daylight-saving change: a question asked at 10:30 local is in the 10:00 bucket on both sides.
+
+Counts are ``COUNT(*)``, so the heat map and the volume read only the ``(library, started_at)``
+index.
+
+Definitions of the chat service levels (also in ``docs/analytics.md``):
+
+- *chats*: transactions of the library's chat format that have an outcome.
+- *wait*: seconds from the patron asking to a librarian accepting, over answered chats.
+- *first response*: seconds from asking to the first librarian message, over chats that got one.
+- *duration*: seconds from accepting to the end, over answered chats.
+- *abandonment rate*, *missed rate*, *ticket rate*, *declined rate*: chats with that outcome
+  divided by all chats; *rollover share*: chats that rolled over to a partner divided by all chats.
+- Medians and 90th percentiles are continuous percentiles (linear interpolation between the two
+  nearest values, PostgreSQL's ``percentile_cont``).
+- *satisfaction*: patrons' ratings (1 to 5): how many, their mean, and how many of each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    FloatField,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
+
+from analytics.models import CHAT_FORMAT, Category, CategoryKind, Outcome, Transaction
+from reflib.models import Library, ServicePoint
+from staffing.selectors import staffed_hours_by_hour_of_week
+
+MAX_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a view, a CSV or a report is about. ``start`` and ``end`` are local dates, inclusive.
+
+    ``format`` is a format entry: it matches every version of that entry (what was renamed or
+    merged into it), like every grouping here.
+    """
+
+    library: Library
+    start: date
+    end: date
+    service_point_id: int | None = None
+    queue_id: int | None = None
+    format_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError("The end date is before the start date.")
+        if (self.end - self.start).days > MAX_DAYS:
+            raise ValueError("The range is longer than ten years.")
+
+    @property
+    def utc_bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) as aware datetimes: local midnight of ``start`` to after ``end``."""
+        zone = self.library.zone
+        return (
+            datetime.combine(self.start, time.min, tzinfo=zone),
+            datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=zone),
+        )
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+
+
+def transactions_in(scope: Scope) -> QuerySet[Transaction]:
+    """The library's transactions that started within the scope (the base of every aggregate)."""
+    start, end = scope.utc_bounds
+    rows = Transaction.objects.filter(
+        library=scope.library, started_at__gte=start, started_at__lt=end
+    )
+    if scope.service_point_id is not None:
+        rows = rows.filter(service_point_id=scope.service_point_id)
+    if scope.queue_id is not None:
+        rows = rows.filter(queue_id=scope.queue_id)
+    if scope.format_id is not None:
+        rows = rows.filter(format__current_id=scope.format_id)
+    return rows.order_by()
+
+
+# --- volume ----------
+
+
+@dataclass(frozen=True)
+class DayVolume:
+    day: date
+    count: int
+    trend: float  # mean of this day and the six before it that are in the range
+
+
+TREND_DAYS = 7
+
+
+def volume_by_day(scope: Scope) -> list[DayVolume]:
+    """Transactions per local day (every day of the range, zeros included) with a 7-day trend."""
+    counts = dict(
+        transactions_in(scope)
+        .annotate(day=TruncDate("started_at", tzinfo=scope.library.zone))
+        .values_list("day")
+        .annotate(n=Count("*"))
+        .values_list("day", "n")
+    )
+    days = scope.days
+    series = [int(counts.get(day, 0)) for day in days]
+    result = []
+    for index, day in enumerate(days):
+        window = series[max(0, index - TREND_DAYS + 1) : index + 1]
+        result.append(DayVolume(day=day, count=series[index], trend=sum(window) / len(window)))
+    return result
+
+
+# --- hour of week ----------
+
+HeatMap = dict[tuple[int, int], int]
+
+
+def heatmap(scope: Scope) -> HeatMap:
+    """Transactions per (weekday, hour) in local time; weekday 0 is Monday. Only non-zero cells."""
+    zone = scope.library.zone
+    rows = (
+        transactions_in(scope)
+        .annotate(
+            weekday=ExtractIsoWeekDay("started_at", tzinfo=zone),
+            hour=ExtractHour("started_at", tzinfo=zone),
+        )
+        .values_list("weekday", "hour")
+        .annotate(n=Count("*"))
+        .values_list("weekday", "hour", "n")
+    )
+    return {(int(weekday) - 1, int(hour)): int(n) for weekday, hour, n in rows}
+
+
+def hours_of_week() -> list[tuple[int, int]]:
+    return [(weekday, hour) for weekday in range(7) for hour in range(24)]
+
+
+# --- distributions ----------
+
+
+def read_distribution(scope: Scope) -> dict[int | None, int]:
+    """Transactions per READ level (None: not given)."""
+    rows = (
+        transactions_in(scope)
+        .values_list("read_level")
+        .annotate(n=Count("*"))
+        .values_list("read_level", "n")
+    )
+    return {level: int(n) for level, n in rows}
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    category_id: int | None  # the current entry; None: no category given
+    label: str
+    count: int
+
+
+def category_distribution(scope: Scope, *, kind: CategoryKind) -> list[CategoryCount]:
+    """Transactions per current entry of a list (renamed and merged entries counted together).
+
+    For tags a transaction counts once for each of its tags.
+    """
+    path = {
+        CategoryKind.QUESTION_TYPE: "question_type__current",
+        CategoryKind.FORMAT: "format__current",
+        CategoryKind.TAG: "tags__current",
+    }[kind]
+    rows = (
+        transactions_in(scope)
+        .values_list(f"{path}_id", f"{path}__label")
+        .annotate(n=Count("*"))
+        .values_list(f"{path}_id", f"{path}__label", "n")
+    )
+    counts = [
+        CategoryCount(category_id=pk, label=label or "", count=int(n)) for pk, label, n in rows
+    ]
+    if kind == CategoryKind.TAG:
+        counts = [count for count in counts if count.category_id is not None]
+    return sorted(counts, key=lambda c: (-c.count, c.label))
+
+
+# --- chat service levels ----------
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's continuous percentile of the non-null values."""
+
+    function = "PERCENTILE_CONT"
+    name = "PercentileCont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, *, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """``percentile_cont`` of sorted ``values`` (the same definition as PostgreSQL's)."""
+    if not values:
+        return None
+    position = fraction * (len(values) - 1)
+    lower, upper = math.floor(position), math.ceil(position)
+    return values[lower] + (values[upper] - values[lower]) * (position - lower)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and 90th percentile of a duration in seconds, over ``count`` values."""
+
+    count: int
+    median: float | None
+    p90: float | None
+
+
+@dataclass(frozen=True)
+class ServiceLevels:
+    chats: int
+    outcomes: dict[str, int]
+    rolled_over: int
+    wait: Spread
+    first_response: Spread
+    duration: Spread
+    ratings: dict[int, int] = field(default_factory=dict)
+    rating_mean: float | None = None
+
+    def rate(self, outcome: Outcome) -> float | None:
+        return self.outcomes.get(outcome, 0) / self.chats if self.chats else None
+
+    @property
+    def abandonment_rate(self) -> float | None:
+        return self.rate(Outcome.ABANDONED)
+
+    @property
+    def missed_rate(self) -> float | None:
+        return self.rate(Outcome.MISSED)
+
+    @property
+    def rollover_share(self) -> float | None:
+        return self.rolled_over / self.chats if self.chats else None
+
+    @property
+    def rated(self) -> int:
+        return sum(self.ratings.values())
+
+
+def chat_transactions(scope: Scope) -> QuerySet[Transaction]:
+    """The scope's chats (the library's chat format, every version of it) with an outcome."""
+    chat = Category.objects.filter(
+        library=scope.library, kind=CategoryKind.FORMAT, slug=CHAT_FORMAT
+    ).values_list("current_id", flat=True)
+    return transactions_in(scope).filter(format__current_id__in=chat).exclude(outcome="")
+
+
+SPREADS = {
+    "wait": ("wait_s", Q(outcome=Outcome.ANSWERED)),
+    "first_response": ("first_response_s", Q(first_response_s__isnull=False)),
+    "duration": ("duration_s", Q(outcome=Outcome.ANSWERED)),
+}
+
+
+def service_levels(scope: Scope) -> ServiceLevels:
+    """The chat service levels of the scope (definitions in this module's docstring)."""
+    chats = chat_transactions(scope)
+    aggregates: dict[str, Any] = {
+        "chats": Count("*"),
+        "rolled_over": Count("id", filter=Q(rolled_over=True)),
+        "rating_mean": Avg("rating"),
+    }
+    aggregates |= {
+        f"o_{outcome}": Count("id", filter=Q(outcome=outcome)) for outcome in Outcome.values
+    }
+    for name, (column, condition) in SPREADS.items():
+        aggregates[f"{name}_n"] = Count(column, filter=condition)
+        if connection.vendor == "postgresql":
+            aggregates[f"{name}_median"] = PercentileCont(column, fraction=0.5, filter=condition)
+            aggregates[f"{name}_p90"] = PercentileCont(column, fraction=0.9, filter=condition)
+    totals = chats.aggregate(**aggregates)
+    spreads = {
+        name: _spread(chats, name, column, condition, totals)
+        for name, (column, condition) in SPREADS.items()
+    }
+    ratings = dict(
+        chats.filter(rating__isnull=False)
+        .values_list("rating")
+        .annotate(n=Count("*"))
+        .values_list("rating", "n")
+    )
+    return ServiceLevels(
+        chats=int(totals["chats"]),
+        outcomes={outcome: int(totals[f"o_{outcome}"]) for outcome in Outcome.values},
+        rolled_over=int(totals["rolled_over"]),
+        wait=spreads["wait"],
+        first_response=spreads["first_response"],
+        duration=spreads["duration"],
+        ratings={int(k): int(v) for k, v in ratings.items() if k is not None},
+        rating_mean=totals["rating_mean"],
+    )
+
+
+def _spread(
+    chats: QuerySet[Transaction], name: str, column: str, condition: Q, totals: dict[str, Any]
+) -> Spread:
+    count = int(totals[f"{name}_n"])
+    if connection.vendor == "postgresql":
+        return Spread(count=count, median=totals[f"{name}_median"], p90=totals[f"{name}_p90"])
+    # SQLite (the embedded demo) has no percentile aggregate: sort the few values here.
+    values = sorted(
+        float(v)
+        for v in chats.filter(condition)
+        .exclude(**{f"{column}__isnull": True})
+        .values_list(column, flat=True)
+    )
+    return Spread(count=count, median=percentile(values, 0.5), p90=percentile(values, 0.9))
+
+
+# --- demand versus coverage ----------
+
+# An hour is named under-staffed when it has questions but nobody rostered, or at least this
+# many times the range's overall questions per staff-hour; over-staffed when it is rostered and
+# has at most 1/OUTLIER of it (no questions at all included).
+OUTLIER = 2.0
+NAMED_HOURS = 5
+
+
+@dataclass(frozen=True)
+class CoverageCell:
+    weekday: int
+    hour: int
+    questions: int
+    staff_hours: float
+
+    @property
+    def per_staff_hour(self) -> float | None:
+        return self.questions / self.staff_hours if self.staff_hours else None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Demand (questions) against rostered staff-hours for each local hour of the week."""
+
+    cells: list[CoverageCell]
+    overall: float | None  # questions per staff-hour over the rostered hours of the range
+    under: list[CoverageCell]  # busiest first
+    over: list[CoverageCell]  # quietest first
+
+    def assessment(self, cell: CoverageCell) -> str:
+        if cell in self.under:
+            return "under"
+        if cell in self.over:
+            return "over"
+        return ""
+
+
+def demand_vs_coverage(scope: Scope, *, demand: HeatMap | None = None) -> Coverage:
+    """Questions per rostered staff-hour per hour of the week (the staffing app's roster).
+
+    The roster is narrowed by the scope's service point; queue and format filters narrow only
+    the questions. ``demand`` is the scope's :func:`heatmap` when the caller has it already.
+    """
+    point = None
+    if scope.service_point_id is not None:
+        point = ServicePoint.objects.get(pk=scope.service_point_id, library=scope.library)
+    staffed = staffed_hours_by_hour_of_week(
+        library=scope.library, start=scope.start, end=scope.end, service_point=point
+    )
+    if demand is None:
+        demand = heatmap(scope)
+    cells = [
+        CoverageCell(
+            weekday=weekday,
+            hour=hour,
+            questions=demand.get((weekday, hour), 0),
+            staff_hours=round(staffed.get((weekday, hour), 0.0), 4),
+        )
+        for weekday, hour in hours_of_week()
+    ]
+    rostered = [cell for cell in cells if cell.staff_hours]
+    total_hours = sum(cell.staff_hours for cell in rostered)
+    overall = sum(cell.questions for cell in rostered) / total_hours if total_hours else None
+    under = [cell for cell in cells if cell.questions and not cell.staff_hours]
+    over: list[CoverageCell] = []
+    if overall is not None:
+        for cell in rostered:
+            ratio = cell.per_staff_hour or 0.0
+            if overall and ratio >= OUTLIER * overall:
+                under.append(cell)
+            elif ratio <= overall / OUTLIER:
+                over.append(cell)
+    under.sort(key=lambda c: (-(c.per_staff_hour or math.inf), -c.questions))
+    over.sort(key=lambda c: (c.per_staff_hour or 0.0, -c.staff_hours))
+    return Coverage(cells=cells, overall=overall, under=under, over=over)
