@@ -260,6 +260,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             fields["sdp"] = protocol.sdp_field(frame)
         elif step == "candidate":
             fields["candidate"] = protocol.candidate_field(frame)
+        elif step == "stop" and frame.get("reason") is not None:
+            fields["reason"] = protocol.stop_reason_field(frame)
         relay = await self.share_checked(frame, checked_step, fields)
         if step == "stop" or (step == "reply" and not fields["accept"]):
             self.shares.pop(fields["share"], None)

@@ -117,3 +117,11 @@ def candidate_field(frame: dict[str, Any]) -> dict[str, Any]:
     if mid is None and clean["sdpMLineIndex"] is None:
         raise ChatError("invalid", 'A candidate needs "sdpMid" or "sdpMLineIndex".')
     return clean
+
+
+def stop_reason_field(frame: dict[str, Any]) -> str:
+    """Why a share stopped, when it was not a person's choice: only "failed" (the two browsers
+    could not connect), so the other side can say so too."""
+    if frame.get("reason") != "failed":
+        raise ChatError("invalid", '"reason" may only be "failed".')
+    return "failed"

@@ -593,8 +593,18 @@ def _screen_sharing_end(conversation: Conversation) -> None:
     """A conversation that ends or changes hands ends its screen share too, noted before the
     status event that says so."""
     share = sharing.share_forget(conversation_id=conversation.pk)
-    if share is not None and share.state == "live":
+    if share is None:
+        return
+    if share.state == "live":
         _screen_sharing_event(conversation, sharer=Sender(share.sharer), state="ended")
+    # The librarian's desk stops by itself (the chat is no longer theirs); the patron is told.
+    stop = {
+        "type": "share_stop",
+        "conversation": conversation.public_id,
+        "from": "librarian",
+        "share": share.id,
+    }
+    events.publish_live(conversation.public_id, stop, audience="patron")
 
 
 def _finish(conversation: Conversation, status: Status, *, reason: str = "") -> None:

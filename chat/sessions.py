@@ -364,6 +364,7 @@ def _share(
         frame["name"] = name
     if step == "reply" and fields["accept"]:
         frame["ice_servers"] = sharing.ice_servers(user=conversation.public_id)
+        frame["ice_transport_policy"] = settings.REFLIB_ICE_TRANSPORT_POLICY
     return ShareRelay(conversation.public_id, librarian_id, frame)
 
 

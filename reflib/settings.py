@@ -321,6 +321,13 @@ REFLIB_TURN_SECRET = env_str("REFLIB_TURN_SECRET", "")
 REFLIB_TURN_TTL_S = env_int("REFLIB_TURN_TTL_S", 3600, minimum=60)
 if any(url.startswith("turn") for url in REFLIB_ICE_SERVERS) and not REFLIB_TURN_SECRET:
     raise ImproperlyConfigured("REFLIB_ICE_SERVERS names a TURN server: set REFLIB_TURN_SECRET")
+# "relay": the video always goes through the TURN server, so that neither side's browser learns
+# the other's IP address.
+REFLIB_ICE_TRANSPORT_POLICY = env_str("REFLIB_ICE_TRANSPORT_POLICY", "all")
+if REFLIB_ICE_TRANSPORT_POLICY not in {"all", "relay"}:
+    raise ImproperlyConfigured("REFLIB_ICE_TRANSPORT_POLICY must be all or relay")
+if REFLIB_ICE_TRANSPORT_POLICY == "relay" and not REFLIB_TURN_SECRET:
+    raise ImproperlyConfigured("REFLIB_ICE_TRANSPORT_POLICY=relay needs a TURN server")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

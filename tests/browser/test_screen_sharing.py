@@ -70,6 +70,15 @@ def capturing(reflib: DaphneProcess, orm: Orm) -> Iterator[Browsers]:
     assert errors == [], "the pages logged errors"
 
 
+@pytest.fixture
+def unreachable_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server (started after this) makes every share go through a TURN relay that does
+    not answer: as for a patron behind a strict firewall with no working relay, no route."""
+    monkeypatch.setenv("REFLIB_ICE_SERVERS", "turn:127.0.0.1:9?transport=udp")
+    monkeypatch.setenv("REFLIB_TURN_SECRET", "north-wind")
+    monkeypatch.setenv("REFLIB_ICE_TRANSPORT_POLICY", "relay")
+
+
 def screen(target: Locator | FrameLocator, name: str) -> Locator:
     """The shared screen's video, found by its accessible name."""
     return target.get_by_label(f"{name}'s screen", exact=True)
@@ -105,28 +114,35 @@ def shoot(page: Page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), scale="css")
 
 
-def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
-    reflib: DaphneProcess, host_site: HostSite, capturing: Browsers, orm: Orm
-) -> None:
-    lena = log_in(capturing.new(), "lena")
+def answered(
+    reflib: DaphneProcess, host_site: HostSite, browsers: Browsers
+) -> tuple[Page, Watched, Locator]:
+    """Lena at her desk has accepted Pat's chat from the widget: her page, the patron's page
+    and the desk's conversation panel."""
+    lena = log_in(browsers.new(), "lena")
     lena.set_viewport_size({"width": 1280, "height": 900})
     go_available(lena)
-
-    patron_context = capturing.new()
-    patron = Watched(patron_context.new_page())
+    patron = Watched(browsers.new().new_page())
     patron.page.set_viewport_size({"width": 1100, "height": 820})
     patron.page.goto(host_site.page(reflib.http_url))
     patron.page.get_by_role("button", name=ONLINE).click()
     widget = patron.panel
     widget.get_by_label("Question", exact=True).fill(QUESTION)
     widget.get_by_label("Name (optional)").fill("Pat")
-    share_button = widget.get_by_role("button", name="Share my screen")
     widget.get_by_role("button", name="Start chat").click()
     expect(widget.get_by_role("status")).to_contain_text("You are number 1 in the queue.")
-    expect(share_button).to_be_hidden()  # nobody to show it to yet
+    expect(widget.get_by_role("button", name="Share my screen")).to_be_hidden()  # nobody yet
     lena.get_by_role("button", name="Accept").click()
     expect(messages(widget).get_by_text("Lena joined the chat.")).to_be_visible()
-    desk = panel(lena)
+    return lena, patron, panel(lena)
+
+
+def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
+    reflib: DaphneProcess, host_site: HostSite, capturing: Browsers, orm: Orm
+) -> None:
+    lena, patron, desk = answered(reflib, host_site, capturing)
+    widget = patron.panel
+    share_button = widget.get_by_role("button", name="Share my screen")
 
     # The patron offers; Lena declines: nothing is shown, the patron is told.
     share_button.click()
@@ -203,3 +219,31 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
     bodies = orm(lambda: " ".join(str(e.data) + e.body for e in Event.objects.all()))
     assert "v=0" not in bodies
     assert "candidate" not in bodies
+
+
+def test_a_share_that_cannot_connect_says_so_on_both_sides(
+    unreachable_relay: None,
+    reflib: DaphneProcess,
+    host_site: HostSite,
+    capturing: Browsers,
+    orm: Orm,
+) -> None:
+    lena, patron, desk = answered(reflib, host_site, capturing)
+    widget = patron.panel
+
+    widget.get_by_role("button", name="Share my screen").click()
+    desk.get_by_role("button", name="View screen").click()
+    expect(desk.get_by_text("Connecting the screen…")).to_be_visible()
+
+    # No black box: after the connection attempt gives up, each side is told in words.
+    failed = widget.get_by_role("alert").filter(has_text="could not be connected")
+    expect(failed).to_contain_text("try another network", timeout=45_000)
+    expect(desk.get_by_role("alert")).to_contain_text("no TURN relay", timeout=TIMEOUT_MS)
+    expect(desk.locator("video")).to_have_count(0)
+    assert axe_violations(patron.panel_frame()) == [], "patron told the share failed"
+    assert axe_violations(lena) == [], "desk told the share failed"
+    expect(widget.get_by_role("button", name="Share my screen")).to_be_visible()
+    send_text = "It says: renewal limit reached."
+    widget.get_by_role("textbox", name="Message").fill(send_text)
+    widget.get_by_role("textbox", name="Message").press("Enter")
+    expect(log_entries(lena, send_text)).to_have_count(1)  # the chat carries on

@@ -111,6 +111,7 @@ async def test_a_patron_shares_only_after_the_librarian_accepts_and_both_see_it_
     assert consent["accept"] is True
     assert consent["from"] == "librarian"
     assert consent["ice_servers"] == []  # none configured: host candidates only
+    assert consent["ice_transport_policy"] == "all"
     assert (await desk.recv_until("share_reply"))["accept"] is True  # the viewer's own copy
 
     await patron.send({"type": "share_offer", "share": "s1", "sdp": OFFER_SDP})
@@ -325,6 +326,22 @@ async def test_signalling_over_the_rate_is_refused_rate_limited(
 # --- a share ends with its socket or its chat ----------
 
 
+async def test_a_share_that_could_not_connect_says_so_to_the_other_side(
+    cast: Cast, sockets: Sockets
+) -> None:
+    started, patron, desk = await accepted_chat(sockets, cast)
+    await patron_shares_and_lena_watches(started, patron, desk)
+
+    await desk.send(desk_frame(started, "share_stop", share="s1", reason="failed"))
+
+    _noted, stop = of_types(await patron.drain(), "status", "share_stop")
+    assert stop["reason"] == "failed"
+    await patron.send({"type": "share_request", "share": "s2"})
+    await desk.recv_until("share_request")
+    await patron.send({"type": "share_stop", "share": "s2", "reason": "bored"})
+    assert (await patron.recv_until("error"))["code"] == "invalid"
+
+
 async def test_a_patron_who_leaves_mid_share_ends_it_for_the_librarian(
     cast: Cast, sockets: Sockets
 ) -> None:
@@ -369,8 +386,13 @@ async def test_a_transfer_mid_share_ends_it_and_the_patron_can_share_with_the_ne
     await mara.recv_until("assigned", conversation=started.public_id)
 
     frames = await patron.drain()
-    notes = [(f.get("sharing"), f.get("reason")) for f in frames if f["type"] == "status"]
-    assert notes == [("ended", "screen sharing ended"), (None, "transferred to Mara")]
+    told = [
+        (f["type"], f.get("sharing") or f.get("share"))
+        for f in frames
+        if "seq" in f or f["type"] == "share_stop"
+    ]
+    assert told == [("status", "ended"), ("share_stop", "s1"), ("status", None)]
+    assert frames[-1]["reason"] == "transferred to Mara"
     await mara.drain()
     await desk.drain()
     await patron.send({"type": "share_request", "share": "s2"})
@@ -445,12 +467,15 @@ async def test_the_consent_hands_both_browsers_the_configured_ice_servers(
 ) -> None:
     settings.REFLIB_ICE_SERVERS = ["stun:stun.library.example", "turn:turn.library.example"]
     settings.REFLIB_TURN_SECRET = "north-wind"
+    settings.REFLIB_ICE_TRANSPORT_POLICY = "relay"
     started, patron, desk = await accepted_chat(sockets, cast)
     await patron.send({"type": "share_request", "share": "s1"})
     await desk.send(desk_frame(started, "share_reply", share="s1", accept=True))
 
     for socket in (patron, desk):
-        servers = (await socket.recv_until("share_reply"))["ice_servers"]
+        consent = await socket.recv_until("share_reply")
+        assert consent["ice_transport_policy"] == "relay"
+        servers = consent["ice_servers"]
         assert servers[0] == {"urls": ["stun:stun.library.example"]}
         assert servers[1]["username"].endswith(":" + started.public_id)
         assert servers[1]["credential"]
@@ -463,8 +488,17 @@ async def test_the_consent_hands_both_browsers_the_configured_ice_servers(
         ({"REFLIB_ICE_SERVERS": "turn:turn.example"}, "REFLIB_TURN_SECRET"),
         ({"REFLIB_TURN_TTL_S": "10"}, "REFLIB_TURN_TTL_S"),
         ({"REFLIB_RATE_SHARE_SIGNALS": "lots"}, "REFLIB_RATE_SHARE_SIGNALS"),
+        ({"REFLIB_ICE_TRANSPORT_POLICY": "direct"}, "REFLIB_ICE_TRANSPORT_POLICY"),
+        ({"REFLIB_ICE_TRANSPORT_POLICY": "relay"}, "REFLIB_ICE_TRANSPORT_POLICY"),
     ],
-    ids=["not-an-ice-url", "turn-without-secret", "ttl-too-short", "rate-not-count-per-seconds"],
+    ids=[
+        "not-an-ice-url",
+        "turn-without-secret",
+        "ttl-too-short",
+        "rate-not-count-per-seconds",
+        "unknown-transport-policy",
+        "relay-only-without-turn",
+    ],
 )
 def test_a_bad_sharing_setting_stops_the_process_naming_the_variable(
     env: dict[str, str], message: str

@@ -169,7 +169,6 @@ export class Conversation {
     }
     const history = this.quietUntil === null || frame.seq <= this.quietUntil;
     if (frame.type === "status") {
-      if (frame.sharing === "ended" && !history) this.screen?.over();
       this.status = frame.status;
       this.librarian = frame.librarian;
       if (this.quietUntil === null && this.isMine()) this.quietUntil = frame.seq;

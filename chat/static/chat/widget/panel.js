@@ -405,7 +405,6 @@ function changed(frame, live) {
   let text = "";
   if (frame.sharing) {
     text = t["sharing_" + frame.sharing];
-    if (frame.sharing === "ended" && live && screen) screen.over();
   } else if (status === "active") {
     if (frame.librarian !== librarian) {
       text = format(before === "active" ? t.chattingWith : t.joined, { name: frame.librarian });

@@ -36,7 +36,7 @@ export class ScreenShare {
     if (this.pc) this.pc.close();
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();
     this.id = this.role = this.pc = this.stream = this.timer = null;
-    this.ice = [];
+    this.ice = {};
     this.early = [];
   }
 
@@ -71,13 +71,6 @@ export class ScreenShare {
     this.show(this.t.shareEnded, []);
   }
 
-  // The transcript says a share ended (the other side stopped, the chat changed hands).
-  over() {
-    if (!this.busy) return;
-    this.reset();
-    this.show(this.t.shareEnded, []);
-  }
-
   // The chat ended or its socket was replaced: the share is over, nothing to tell.
   end() {
     this.reset();
@@ -101,8 +94,10 @@ export class ScreenShare {
     if (step === "answer") return this.pc?.setRemoteDescription({ type: "answer", sdp: frame.sdp });
     if (step === "candidate") return this.candidate(frame.candidate);
     if (step === "stop") {
+      // The other side could not connect: say why here too.
+      const failed = frame.reason === "failed";
       this.reset();
-      this.show(this.t.shareEnded, []);
+      this.show(failed ? this.t.shareFailed : this.t.shareEnded, [], failed);
     }
   }
 
@@ -124,7 +119,8 @@ export class ScreenShare {
       this.reset();
       return this.show(fill(this.t.shareDeclined, { name: this.peer() }), []);
     }
-    this.ice = frame.ice_servers || [];
+    this.ice = { iceServers: frame.ice_servers || [] };
+    if (frame.ice_transport_policy === "relay") this.ice.iceTransportPolicy = "relay";
     if (this.role === "viewer") {
       return this.show(this.t.shareConnecting, [[this.t.shareStopViewing, "stop"]]);
     }
@@ -159,7 +155,7 @@ export class ScreenShare {
   }
 
   connect() {
-    const pc = new RTCPeerConnection({ iceServers: this.ice });
+    const pc = new RTCPeerConnection(this.ice);
     this.pc = pc;
     pc.addEventListener("icecandidate", (event) => {
       if (event.candidate && event.candidate.candidate) {
@@ -196,7 +192,7 @@ export class ScreenShare {
   // No route between the two browsers (no TURN relay for a strict network): say so, and end.
   failed() {
     if (!this.busy) return;
-    this.signal("stop", {});
+    this.signal("stop", { reason: "failed" });
     this.reset();
     this.show(this.t.shareFailed, [], true);
   }
