@@ -173,6 +173,8 @@ def test_patron_and_librarian_share_screens_both_ways_only_with_consent(
     expect(log_entries(lena, "Screen sharing started.")).to_have_count(1)
     expect(log_entries(lena, "Screen sharing ended.")).to_have_count(1)
     expect(messages(widget).get_by_text("Screen sharing ended.")).to_have_count(1)
+    assert axe_violations(patron.panel_frame()) == [], "patron after the share ended"
+    assert axe_violations(lena) == [], "desk after the share ended"
 
     # Lena offers her screen; the patron accepts and sees it.
     desk.get_by_role("button", name="Share my screen").click()
