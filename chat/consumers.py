@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
+from autobahn.exception import Disconnected
 from channels.db import DatabaseSyncToAsync
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chat import events, protocol, sharing
+from chat import events, outages, protocol, sharing
 from chat import sessions as chat_sessions
 from chat.errors import ChatError
 from chat.origins import is_own
@@ -104,6 +110,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
     staff = False
     user_id: int | None = None
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' own loop, except that a failing channel layer does not end the socket (its
+        receive is retried until the layer answers, chat/outages.py) and neither does a write
+        to a client that has just vanished."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self._layer_receive, self.channel_name)
+        self.base_send = functools.partial(_send_unless_gone, send)
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+
+    async def _layer_receive(self, channel: str) -> dict[str, Any]:
+        delay = outages.RETRY_FIRST_S
+        while True:
+            try:
+                message: dict[str, Any] = await self.channel_layer.receive(channel)
+            except outages.LAYER_ERRORS as error:
+                outages.layer_watch.failed(error, "receiving")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, outages.RETRY_MAX_S)
+                continue
+            return message
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            await super().dispatch(message)
+        except outages.DATABASE_ERRORS as error:
+            outages.database_failed(error, f"handling {message['type']}")
+            if message["type"] == "websocket.disconnect":
+                raise StopConsumer from None
+            await self.close(code=outages.CLOSE_TRY_AGAIN)
+
     async def connect(self) -> None:
         self.cursors: dict[str, Cursor] = {}
         self.bad_frames = 0
@@ -114,6 +153,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.shares: dict[str, str] = {}
         self.origin = _header(self.scope, b"origin")
         self.host = _header(self.scope, b"host") or ""
+        outages.layer_watch.add(self)
         await self.accept()
         await self.opened()
 
@@ -123,8 +163,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for task in self.tasks:
             task.cancel()
+        outages.layer_watch.discard(self)
         for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            # A member left behind by an outage expires with the group (group_expiry).
+            await outages.tolerate_layer(
+                self.channel_layer.group_discard(group, self.channel_name), "leaving a group"
+            )
         self.groups_joined.clear()
         await self.closed()
 
@@ -133,8 +177,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def join(self, group: str) -> None:
         if group not in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            # Joined or not, the group is remembered: the layer's recovery joins it again.
             self.groups_joined.add(group)
+            await outages.tolerate_layer(
+                self.channel_layer.group_add(group, self.channel_name), "joining a group"
+            )
+
+    async def rejoin(self) -> None:
+        """Join every group again once the layer is back (a restarted Redis forgot them)."""
+        for group in list(self.groups_joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def layer_recovered(self) -> None:
+        """Ask this socket, in its own message order, to catch up from the database."""
+        await self.channel_layer.send(self.channel_name, {"type": "chat.resume"})
+
+    async def chat_resume(self, message: dict[str, Any]) -> None:
+        newest = await orm(chat_sessions.last_seqs)(self.followed_ids())
+        await self.catch_up(newest)
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
@@ -180,6 +240,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await asyncio.sleep(seconds)
                 try:
                     await action()
+                except outages.DATABASE_ERRORS as error:
+                    outages.database_failed(error, "beating the heart")
+                    await self.close(code=outages.CLOSE_TRY_AGAIN)
                 except Exception:  # a failed heartbeat must not kill the socket
                     log.exception("heartbeat failed")
 
@@ -535,6 +598,11 @@ class DeskConsumer(ChatConsumer):
     async def chat_queue_changed(self, message: dict[str, Any]) -> None:
         await self.send_json(await queue_reads.get(message["id"], self.library_ids))
 
+    async def chat_resume(self, message: dict[str, Any]) -> None:
+        await super().chat_resume(message)
+        # Queue changes were not heard during the outage either.
+        await self.chat_queue_changed({"id": uuid.uuid4().hex})
+
     async def chat_user_conversation(self, message: dict[str, Any]) -> None:
         """A colleague transferred a conversation to this librarian: follow it."""
         ref = await orm(chat_sessions.desk_view)(self.user, message["conversation"])
@@ -542,6 +610,14 @@ class DeskConsumer(ChatConsumer):
             {"type": "assigned", "conversation": ref.public_id, "reason": message["reason"]}
         )
         await self.follow(ref.conversation_id, ref.public_id, 0)
+
+
+async def _send_unless_gone(send: Any, message: dict[str, Any]) -> None:
+    """A client that vanished without a close (a cut connection) is noticed by daphne a moment
+    after the write fails: what was being sent is lost with the socket, and the client replays
+    it when it resumes; the disconnect follows as usual."""
+    with contextlib.suppress(Disconnected):
+        await send(message)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat.models import Conversation, Event, EventKind
+from chat.outages import LAYER_ERRORS, tolerate_layer
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def _send(group: str, message: dict[str, Any]) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, message)
+    except LAYER_ERRORS as error:
+        log.warning("channel layer unreachable; notification for %s dropped (%s)", group, error)
     except Exception:
         log.exception("channel layer refused a notification for %s", group)
 
@@ -179,7 +182,10 @@ async def publish_live_now(
     }
     if user is not None:
         notice["user"] = user
-    await layer.group_send(conversation_group(conversation_public_id), dict(notice))
+    # Live-only frames are at-most-once: during a layer outage they are simply not relayed.
+    await tolerate_layer(
+        layer.group_send(conversation_group(conversation_public_id), dict(notice)), "relaying"
+    )
 
 
 def publish_to_user(user_id: int, conversation_public_id: str, reason: str) -> None:

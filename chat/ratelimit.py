@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import time
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -28,7 +31,12 @@ def hit(key: str, limit: tuple[int, int]) -> int | None:
         pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
         pipe.set(redis_key, 0, ex=period + 1, nx=True)
         pipe.incr(redis_key)
-        hits = int(pipe.execute()[1])
+        try:
+            hits = int(pipe.execute()[1])
+        except redis.RedisError as error:
+            # A Redis outage must not stop the chat (chat/outages.py): let this hit through.
+            log.warning("rate limit %s not counted: Redis unreachable (%s)", key, error)
+            return None
     else:
         cache.add(cache_key, 0, timeout=period + 1)
         try:

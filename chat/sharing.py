@@ -20,8 +20,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import wraps
 from typing import Any, Literal, TypeVar, cast
@@ -32,7 +34,10 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext as _
 
+from chat import outages
 from chat.errors import ChatError
+
+log = logging.getLogger(__name__)
 
 Side = Literal["patron", "librarian"]
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
@@ -95,6 +100,19 @@ def _key(conversation_id: int) -> str:
     return f"chat:share:{conversation_id}"
 
 
+@contextmanager
+def _state_available() -> Iterator[None]:
+    """The share states live in the cache (Redis): while it is unreachable, sharing says so
+    instead of failing the socket (chat/outages.py)."""
+    try:
+        yield
+    except outages.LAYER_ERRORS as error:
+        log.warning("screen sharing unavailable: the cache is unreachable (%s)", error)
+        raise ChatError(
+            "conflict", _("Screen sharing is unavailable for a moment. Please try again.")
+        ) from None
+
+
 def _current(conversation_id: int) -> Share | None:
     stored = cache.get(_key(conversation_id))
     return Share(**stored) if isinstance(stored, dict) else None
@@ -114,6 +132,11 @@ def share_step(
 ) -> Outcome:
     """Move a conversation's share one step, or refuse with ``conflict`` when the step does not
     fit (an offer before consent, a reply from the sharer, an answer to nothing)."""
+    with _state_available():
+        return _step(conversation_id, side, step, share_id, accept)
+
+
+def _step(conversation_id: int, side: Side, step: Step, share_id: str, accept: bool) -> Outcome:
     if step == "request":
         asked = Share(id=share_id, sharer=side, state="asked")
         if cache.add(_key(conversation_id), asdict(asked), timeout=ASKED_TTL_S):
@@ -151,10 +174,15 @@ def share_step(
 def share_forget(*, conversation_id: int) -> Share | None:
     """The conversation ended or changed hands: whatever share it had is over once that
     commits (a transaction that rolls back leaves the share as it was)."""
-    current = _current(conversation_id)
+    try:
+        current = _current(conversation_id)
+    except outages.LAYER_ERRORS as error:
+        # Ending or passing on a chat must not wait for Redis; a share it had lapses.
+        log.warning("a screen share could not be ended: the cache is unreachable (%s)", error)
+        return None
     if current is not None:
         key = _key(conversation_id)
-        transaction.on_commit(lambda: cache.delete(key))
+        transaction.on_commit(lambda: cache.delete(key), robust=True)
     return current
 
 

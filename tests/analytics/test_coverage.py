@@ -7,10 +7,9 @@ from datetime import date, datetime, time
 from analytics.csv_export import coverage_rows
 from analytics.selectors import Scope, demand_vs_coverage
 from reflib.models import ServicePoint
-from staffing.models import Assignment
-from staffing.services import shift_create
 from tests.analytics.conftest import record
 from tests.conftest import Cast
+from tests.staffing.conftest import make_shift
 
 # Monday 1 June 2026 (EDT).
 MONDAY = date(2026, 6, 1)
@@ -19,11 +18,8 @@ MONDAY = date(2026, 6, 1)
 def test_questions_per_staff_hour_names_the_over_and_under_staffed_hours(cast: Cast) -> None:
     desk = ServicePoint.objects.create(library=cast.library, slug="desk", name="Desk")
     # Monday 09:00-12:00, two people from 09:00 to 10:00 and one more 10:00-12:00.
-    early = shift_create(service_point=desk, day=MONDAY, start_time=time(9), end_time=time(10))
-    late = shift_create(service_point=desk, day=MONDAY, start_time=time(10), end_time=time(12))
-    Assignment.objects.create(shift=early, user=cast.librarian)
-    Assignment.objects.create(shift=early, user=cast.manager)
-    Assignment.objects.create(shift=late, user=cast.librarian)
+    make_shift(desk, MONDAY, time(9), time(10), staff=(cast.librarian, cast.manager))
+    make_shift(desk, MONDAY, time(10), time(12), staff=(cast.librarian,))
     zone = cast.library.zone
     for minute in range(4):  # 09:xx: 4 questions, 2 staff-hours -> 2 per staff-hour
         record(cast.library, datetime(2026, 6, 1, 9, minute, tzinfo=zone))

@@ -17,12 +17,11 @@ from playwright.sync_api import Page, expect
 
 from analytics.models import CategoryKind, Outcome, Source, Transaction
 from reflib.models import ServicePoint
-from staffing.models import Assignment
-from staffing.services import shift_create
 from tests.analytics.conftest import category, record
 from tests.browser.conftest import TIMEOUT_MS, Browsers, Orm, log_in
 from tests.browser.test_desk import assert_no_axe_violations
 from tests.conftest import Cast
+from tests.staffing.conftest import make_shift
 
 pytestmark = pytest.mark.browser
 
@@ -68,13 +67,9 @@ def _history(cast: Cast) -> None:
     today = timezone.now().astimezone(zone).replace(minute=10, second=0, microsecond=0)
     desk = ServicePoint.objects.create(library=cast.library, slug="desk", name="Desk")
     for day in range(1, 15):
-        shift = shift_create(
-            service_point=desk,
-            day=(today - timedelta(days=day)).date(),
-            start_time=time(9),
-            end_time=time(13),
+        make_shift(
+            desk, (today - timedelta(days=day)).date(), time(9), time(13), staff=(cast.librarian,)
         )
-        Assignment.objects.create(shift=shift, user=cast.librarian)
     for day in range(1, 15):
         for hour in (9, 10, 11, 14, 15, 16):
             when = (today - timedelta(days=day)).replace(hour=hour)

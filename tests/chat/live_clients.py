@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 Frame = dict[str, Any]
 
@@ -181,7 +182,8 @@ class ResumingClient:
     """A patron or desk that survives drops, dead processes and a restarted Redis.
 
     ``servers`` is in order of preference: after a failure the client tries its first server,
-    then the next, with exponential backoff between rounds.
+    then the next, with jittered exponential backoff between rounds (so that a crowd dropped
+    at once does not come back in lockstep).
     """
 
     role: Literal["patron", "desk"]
@@ -197,7 +199,9 @@ class ResumingClient:
     ack_mismatches: list[tuple[Frame, Frame]] = field(default_factory=list)
     errors: list[Frame] = field(default_factory=list)
     connections: list[str] = field(default_factory=list)
+    connected_at: list[float] = field(default_factory=list)  # event-loop time of each
     failures: list[str] = field(default_factory=list)
+    refused_statuses: list[int] = field(default_factory=list)  # HTTP answers to an upgrade
     history: list[str] = field(default_factory=list)  # when what happened, for a failure report
     socket: LiveSocket | None = None
     task: asyncio.Task[None] | None = None
@@ -292,6 +296,7 @@ class ResumingClient:
                     continue
                 backoff = 0.05
                 self.connections.append(server.ws_url)
+                self.connected_at.append(asyncio.get_running_loop().time())
                 self._note(f"resumed on {server.ws_url} after {self.last_seq}")
                 try:
                     await self._read(socket)
@@ -301,12 +306,14 @@ class ResumingClient:
                     self.socket = None
                     await socket.close()
                 break
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(random.uniform(backoff / 2, backoff))
             backoff = min(backoff * 2, self.max_backoff_s)
 
     def _closed(self, error: BaseException) -> None:
         self.failures.append(repr(error))
         self._note(repr(error))
+        if isinstance(error, InvalidStatus):
+            self.refused_statuses.append(error.response.status_code)
         close = error.rcvd if isinstance(error, ConnectionClosed) else None
         if close is not None and close.code in FATAL_CLOSE_CODES:
             raise FatalClose(f"{self.role} refused with {close.code}") from error

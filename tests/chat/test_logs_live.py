@@ -123,6 +123,14 @@ def test_a_whole_conversation_and_ticket_leave_no_secret_or_personal_data_in_the
     started = json.loads(body)
     conversation, token = started["conversation"], started["token"]
     lena = session_id(cast)
+    # A transcript goes only to an address given at the start or confirmed during the chat.
+    status, body = patron.request(
+        "POST",
+        f"/api/v1/conversations/{conversation}/email",
+        json_body={"email": TRANSCRIPT_EMAIL},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert status == 200, body
 
     async def chat() -> None:
         patron_socket, _ = await open_patron(server, token)

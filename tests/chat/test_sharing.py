@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
 from django.core.cache import cache
 from django.test import Client
 from pytest_django import Settings
 
 from chat import services, sharing
-from chat.models import Event, EventKind, Sender, Status
+from chat.errors import ChatError
+from chat.models import Conversation, Event, EventKind, Sender, Status
 from chat.widget import loader_source
 from tests.chat.conftest import (
     Frame,
@@ -530,3 +532,37 @@ def test_the_panel_and_the_desk_may_capture_their_own_screen_and_nothing_else(
 
 def test_the_loader_lets_its_frame_ask_for_the_screen() -> None:
     assert 'frame.allow="display-capture";' in loader_source().replace(" ", "")
+
+
+# --- while the cache (Redis) is unreachable ----------
+
+
+def _cache_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    for method in ("get", "add", "set", "delete"):
+        monkeypatch.setattr(sharing.cache, method, refuse)
+
+
+def test_sharing_says_it_is_unavailable_while_the_cache_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _cache_down(monkeypatch)
+
+    with pytest.raises(ChatError) as refused:
+        sharing.share_step(conversation_id=1, side="patron", step="request", share_id="s1")
+
+    assert refused.value.code == "conflict"
+    assert "unavailable" in refused.value.detail
+
+
+def test_a_chat_still_closes_while_the_cache_is_unreachable(
+    cast: Cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = start_accepted(cast.queue, cast.librarian)
+    _cache_down(monkeypatch)
+
+    services.conversation_close(conversation_id=started.pk, user=cast.librarian)
+
+    assert Conversation.objects.get(pk=started.pk).status == Status.CLOSED

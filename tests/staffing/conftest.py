@@ -27,6 +27,33 @@ def _fast_password_hashing(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def make_shift(
+    point: ServicePoint,
+    day: date,
+    start: time,
+    end: time,
+    *,
+    staff: tuple[User, ...] = (),
+    min_staff: int = 1,
+    max_staff: int = 2,
+) -> Shift:
+    """A hand-made shift (no template) at ``point`` with ``staff`` assigned."""
+    library = point.library
+    begin, finish = local_span(day, start, end, library.zone)
+    shift = Shift.objects.create(
+        library=library,
+        service_point=point,
+        date=day,
+        start=begin,
+        end=finish,
+        min_staff=min_staff,
+        max_staff=max_staff,
+    )
+    for user in staff:
+        Assignment.objects.create(shift=shift, user=user)
+    return shift
+
+
 @dataclass(frozen=True)
 class Desk:
     """The cast plus what staffing adds: two desks of the library, one of the other library,
@@ -50,21 +77,15 @@ class Desk:
         max_staff: int = 2,
     ) -> Shift:
         """A hand-made shift (no template) with ``staff`` assigned."""
-        point = point or self.main
-        library = point.library
-        begin, finish = local_span(day, start, end, library.zone)
-        shift = Shift.objects.create(
-            library=library,
-            service_point=point,
-            date=day,
-            start=begin,
-            end=finish,
+        return make_shift(
+            point or self.main,
+            day,
+            start,
+            end,
+            staff=staff,
             min_staff=min_staff,
             max_staff=max_staff,
         )
-        for user in staff:
-            Assignment.objects.create(shift=shift, user=user)
-        return shift
 
 
 @pytest.fixture
