@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from autobahn.exception import Disconnected
@@ -33,7 +33,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chat import events, outages, protocol
+from chat import events, outages, protocol, sharing
 from chat import sessions as chat_sessions
 from chat.errors import ChatError
 from chat.origins import is_own
@@ -140,6 +140,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """What patron and desk sockets share: framing, errors, cursors, heartbeat."""
 
     staff = False
+    user_id: int | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' own loop, except that a failing channel layer does not end the socket (its
@@ -183,6 +184,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.slots: list[str] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.groups_joined: set[str] = set()
+        # Screen shares this socket took part in (share id -> conversation), stopped on close.
+        self.shares: dict[str, str] = {}
         self.origin = _header(self.scope, b"origin")
         self.host = _header(self.scope, b"host") or ""
         client = self.scope.get("client") or [None]
@@ -262,7 +265,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if error.retry_after_s is not None:
             reply["retry_after_s"] = error.retry_after_s
         if frame is not None:
-            for key in ("client_msg_id", "conversation"):
+            for key in ("client_msg_id", "conversation", "share"):
                 if isinstance(frame.get(key), str):
                     reply[key] = frame[key]
         await self.send_json(reply)
@@ -364,9 +367,60 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_live(self, message: dict[str, Any]) -> None:
         if message.get("origin") == self.channel_name:
             return
+        if "user" in message and not (self.staff and self.user_id == message["user"]):
+            return
         audience = message["audience"]
         if audience == "all" or (audience == "staff") == self.staff:
             await self.send_json(message["frame"])
+
+    # --- screen sharing: signalling relayed between the two participants, never stored ------
+
+    async def share(self, frame: dict[str, Any], step: str) -> None:
+        """Check a ``share_*`` frame, relay it to the other participant, echo a consent."""
+        if step not in sharing.STEPS:
+            raise ChatError("invalid", f"Unknown frame type {frame['type']!r}.")
+        checked_step = cast(sharing.Step, step)
+        fields: dict[str, Any] = {"share": protocol.share_id_field(frame)}
+        if step == "reply":
+            fields["accept"] = protocol.bool_field(frame, "accept")
+        elif step in ("offer", "answer"):
+            fields["sdp"] = protocol.sdp_field(frame)
+        elif step == "candidate":
+            fields["candidate"] = protocol.candidate_field(frame)
+        elif step == "stop" and frame.get("reason") is not None:
+            fields["reason"] = protocol.stop_reason_field(frame)
+        relay = await self.share_checked(frame, checked_step, fields)
+        if step == "stop" or (step == "reply" and not fields["accept"]):
+            self.shares.pop(fields["share"], None)
+        else:
+            self.shares[fields["share"]] = relay.public_id
+        if self.staff:
+            await events.publish_live_now(
+                relay.public_id, relay.frame, origin=self.channel_name, audience="patron"
+            )
+        else:
+            await events.publish_live_now(
+                relay.public_id,
+                relay.frame,
+                origin=self.channel_name,
+                audience="staff",
+                user=relay.librarian_id,
+            )
+        if step == "reply" and fields["accept"]:
+            await self.send_json(relay.frame)  # the viewer's copy, with the ICE servers
+
+    async def share_checked(
+        self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
+    ) -> chat_sessions.ShareRelay:
+        raise NotImplementedError
+
+    async def stop_shares(self) -> None:
+        """A socket that closes mid-share ends it: the other side must not wait for ever."""
+        for share_id, public_id in list(self.shares.items()):
+            frame = {"type": "share_stop", "conversation": public_id, "share": share_id}
+            # Already over when refused (stopped by the other side, or the chat ended).
+            with contextlib.suppress(ChatError):
+                await self.share(frame, "stop")
 
 
 class PatronConsumer(ChatConsumer):
@@ -397,7 +451,14 @@ class PatronConsumer(ChatConsumer):
 
     async def closed(self) -> None:
         if self.session is not None:
+            await self.stop_shares()
             await orm(chat_sessions.patron_left)(self.session)
+
+    async def share_checked(
+        self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
+    ) -> chat_sessions.ShareRelay:
+        assert self.session is not None
+        return await orm(chat_sessions.patron_share)(self.session, step, fields)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -437,6 +498,8 @@ class PatronConsumer(ChatConsumer):
             await orm(chat_sessions.patron_checkin_answer)(session, checkin_id, answer)
         elif kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind.startswith("share_"):
+            await self.share(frame, kind.removeprefix("share_"))
         elif kind == "hello":
             raise ChatError("conflict", "This connection has already said hello.")
         else:
@@ -506,6 +569,7 @@ class DeskConsumer(ChatConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.user: User = user
+        self.user_id = user.pk
         self.library_ids = desk.library_ids
         for library_id in desk.library_ids:
             await self.join(events.library_desk_group(library_id))
@@ -579,6 +643,9 @@ class DeskConsumer(ChatConsumer):
             await orm(chat_sessions.desk_close)(self.user, public_id, read_level, tags)
         elif kind == "checkin":
             await orm(chat_sessions.desk_checkin)(self.user, public_id)
+        elif kind.startswith("share_"):
+            self._followed(public_id)
+            await self.share(frame, kind.removeprefix("share_"))
         elif kind == "block":
             hours = protocol.int_field(frame, "hours", minimum=1, maximum=24 * 90, required=False)
             reason = protocol.text_field(frame, "reason", max_length=200, required=False)
@@ -589,6 +656,15 @@ class DeskConsumer(ChatConsumer):
     async def chat_access_changed(self, message: dict[str, Any]) -> None:
         """The staff member's memberships changed: their groups and cursors are stale."""
         await self.close(code=CLOSE_ACCESS_CHANGED)
+
+    async def closed(self) -> None:
+        await self.stop_shares()
+
+    async def share_checked(
+        self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
+    ) -> chat_sessions.ShareRelay:
+        public_id = protocol.text_field(frame, "conversation", max_length=24)
+        return await orm(chat_sessions.desk_share)(self.user, public_id, step, fields)
 
     def _followed(self, public_id: str) -> Cursor:
         cursor = self.cursors.get(public_id)

@@ -49,6 +49,8 @@ class LiveNotice(TypedDict):
     frame: dict[str, Any]
     audience: Literal["all", "patron", "staff"]
     origin: NotRequired[str]
+    # Only this librarian's desks (screen-sharing signalling, for the one answering the chat).
+    user: NotRequired[int]
 
 
 class QueueNotice(TypedDict):
@@ -98,6 +100,8 @@ def event_frame(event: Event, conversation_public_id: str) -> dict[str, Any]:
         frame.update(status=data["status"], librarian=data.get("librarian"))
         if data.get("reason"):
             frame["reason"] = data["reason"]
+        if "sharing" in data:
+            frame.update(sharing=data["sharing"], sharer=data["sharer"])
     elif event.kind == EventKind.CHECKIN:
         frame.update(
             {
@@ -161,6 +165,7 @@ async def publish_live_now(
     *,
     origin: str,
     audience: Literal["all", "patron", "staff"] = "all",
+    user: int | None = None,
 ) -> None:
     """Relay a live-only frame (typing) from a consumer; nothing is stored, so no commit waits.
 
@@ -175,6 +180,8 @@ async def publish_live_now(
         "audience": audience,
         "origin": origin,
     }
+    if user is not None:
+        notice["user"] = user
     # Live-only frames are at-most-once: during a layer outage they are simply not relayed.
     await tolerate_layer(
         layer.group_send(conversation_group(conversation_public_id), dict(notice)), "relaying"

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events, retention
+from chat import events, retention, sharing
 from chat.errors import ChatError
 from chat.models import (
     Attachment,
@@ -498,6 +498,7 @@ def conversation_transfer(
     _check_owner(conversation, user)
     if (to_user is None) == (to_queue is None):
         raise ChatError("invalid", _("Transfer to either a colleague or a queue."))
+    _screen_sharing_end(conversation)  # a share is between the patron and one librarian
     if note:
         _append(
             conversation,
@@ -586,8 +587,47 @@ def checkin_send(*, conversation_id: int, user: User) -> Event:
     )
 
 
+@transaction.atomic
+def screen_sharing_record(*, conversation_id: int, sharer: Sender, state: str) -> Event:
+    """The transcript's note that a screen share started or ended (what was shown is not
+    kept: the video never passes through reflib)."""
+    conversation = _lock(conversation_id)
+    return _screen_sharing_event(conversation, sharer=sharer, state=state)
+
+
+def _screen_sharing_event(conversation: Conversation, *, sharer: Sender, state: str) -> Event:
+    librarian = display_name(conversation.librarian) if conversation.librarian else None
+    data: dict[str, Any] = {
+        "status": conversation.status,
+        "librarian": librarian,
+        "reason": f"screen sharing {state}",
+        "sharing": state,
+        "sharer": sharer,
+    }
+    return _append(conversation, kind=EventKind.STATUS, sender=Sender.SYSTEM, data=data)
+
+
+def _screen_sharing_end(conversation: Conversation) -> None:
+    """A conversation that ends or changes hands ends its screen share too, noted before the
+    status event that says so."""
+    share = sharing.share_forget(conversation_id=conversation.pk)
+    if share is None:
+        return
+    if share.state == "live":
+        _screen_sharing_event(conversation, sharer=Sender(share.sharer), state="ended")
+    # The librarian's desk stops by itself (the chat is no longer theirs); the patron is told.
+    stop = {
+        "type": "share_stop",
+        "conversation": conversation.public_id,
+        "from": "librarian",
+        "share": share.id,
+    }
+    events.publish_live(conversation.public_id, stop, audience="patron")
+
+
 def _finish(conversation: Conversation, status: Status, *, reason: str = "") -> None:
     """Move a locked open conversation to a final state and tell everyone."""
+    _screen_sharing_end(conversation)
     was_queued = conversation.status == Status.QUEUED
     conversation.status = status
     conversation.closed_at = timezone.now()

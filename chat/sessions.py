@@ -12,8 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from chat import origins, selectors, services
+from chat import origins, selectors, services, sharing
 from chat.errors import ChatError
 from chat.events import event_frame
 from chat.models import (
@@ -314,3 +315,82 @@ def desk_checkin(user: User, public_id: str) -> None:
 def desk_block(user: User, public_id: str, hours: int, reason: str) -> None:
     conversation = _visible(user, public_id)
     services.patron_block(conversation_id=conversation.pk, user=user, hours=hours, reason=reason)
+
+
+# --- screen sharing ----------
+
+
+@dataclass(frozen=True)
+class ShareRelay:
+    """Where a checked signalling frame goes: the conversation, and the librarian answering it
+    (the only desk that may receive the patron's signalling)."""
+
+    public_id: str
+    librarian_id: int
+    frame: dict[str, Any]
+
+
+def _share_participants(conversation: Conversation, step: str) -> int:
+    """A share runs between the patron and the librarian answering an active chat; a stop is
+    still taken after the chat ended (the share is simply over)."""
+    if conversation.librarian_id is None or (
+        conversation.status != Status.ACTIVE and step != "stop"
+    ):
+        raise ChatError("conflict", _("A screen can be shared only during an answered chat."))
+    return conversation.librarian_id
+
+
+def _share(
+    conversation: Conversation,
+    side: sharing.Side,
+    name: str,
+    step: sharing.Step,
+    fields: dict[str, Any],
+) -> ShareRelay:
+    librarian_id = _share_participants(conversation, step)
+    retry_after = ratelimit.hit(
+        f"share:{conversation.pk}:{side}", settings.REFLIB_RATE_SHARE_SIGNALS
+    )
+    if retry_after is not None:
+        raise ChatError(
+            "rate_limited", _("Too many screen-sharing messages."), retry_after_s=retry_after
+        )
+    outcome = sharing.share_step(
+        conversation_id=conversation.pk,
+        side=side,
+        step=step,
+        share_id=fields["share"],
+        accept=bool(fields.get("accept")),
+    )
+    if outcome.recorded is not None:
+        services.screen_sharing_record(
+            conversation_id=conversation.pk,
+            sharer=Sender(outcome.share.sharer),
+            state=outcome.recorded,
+        )
+    frame: dict[str, Any] = {
+        "type": f"share_{step}",
+        "conversation": conversation.public_id,
+        "from": side,
+        **fields,
+    }
+    if step == "request":
+        frame["name"] = name
+    if step == "reply" and fields["accept"]:
+        frame["ice_servers"] = sharing.ice_servers(user=conversation.public_id)
+        frame["ice_transport_policy"] = settings.REFLIB_ICE_TRANSPORT_POLICY
+    return ShareRelay(conversation.public_id, librarian_id, frame)
+
+
+def patron_share(session: PatronSession, step: sharing.Step, fields: dict[str, Any]) -> ShareRelay:
+    conversation = Conversation.objects.get(pk=session.conversation_id)
+    return _share(conversation, "patron", conversation.patron_display_name, step, fields)
+
+
+def desk_share(
+    user: User, public_id: str, step: sharing.Step, fields: dict[str, Any]
+) -> ShareRelay:
+    conversation = _visible(user, public_id)
+    if conversation.librarian_id != user.pk:
+        raise ChatError("forbidden", _("Only the librarian answering this chat can share screens."))
+    return _share(conversation, "librarian", display_name(user), step, fields)

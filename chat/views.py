@@ -31,6 +31,7 @@ from chat.forms import (
     TicketReplyForm,
 )
 from chat.models import Presence, PresenceState, Ticket, TicketStatus, hash_token
+from chat.sharing import allows_display_capture, share_strings
 from reflib.access import librarian_required, staff_user
 from reflib.models import Library, Queue, display_name
 from staffing import selectors as roster
@@ -111,6 +112,7 @@ def desk_shift_stay(request: HttpRequest) -> HttpResponse:
 
 @librarian_required
 @never_cache
+@allows_display_capture
 def desk(request: HttpRequest) -> HttpResponse:
     user = staff_user(request)
     libraries = Library.objects.visible_to(user)
@@ -195,6 +197,13 @@ def _desk_strings() -> dict[str, str]:
         "notificationsOn": _("Sound and notifications are on"),
         "notificationsBlocked": _("Notifications are blocked; sound is on"),
         "error": _("The desk could not do that:"),
+        **share_strings(
+            _(
+                "The screen could not be connected: the patron's network blocks direct "
+                "connections and no TURN relay is configured or reachable (REFLIB_ICE_SERVERS). "
+                "Continue in the chat, or ask the patron to try another network."
+            )
+        ),
     }
 
 

@@ -31,6 +31,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from chat import origins
+from chat.sharing import allows_display_capture, share_strings
 from reflib.models import Queue
 
 LOADER_PATH = Path(__file__).resolve().parent / "static" / "chat" / "widget" / "loader.js"
@@ -168,6 +169,13 @@ def panel_strings(retention_days: int) -> dict[str, str]:
         "mailConfirmed": _("Once the chat has ended, its transcript can go to %(email)s."),
         "deleted": _("Your conversation has been deleted."),
         "newMessages": _("%(name)s: %(body)s"),
+        **share_strings(
+            _(
+                "Your screen could not be connected to the library's: a firewall or a strict "
+                "network is in the way. Describe what you see in the chat instead, or try "
+                "another network."
+            )
+        ),
         "retention": ngettext(
             "Your messages, name and e-mail are kept for %(days)s day, then anonymised.",
             "Your messages, name and e-mail are kept for %(days)s days, then anonymised.",
@@ -219,6 +227,7 @@ def _render_panel(request: HttpRequest, queue: Queue, lang: str) -> HttpResponse
 
 @require_safe
 @xframe_options_exempt
+@allows_display_capture
 def panel(request: HttpRequest, library: str, queue: str) -> HttpResponseBase:
     """The chat panel, framed by the loader on the library's pages."""
     found = Queue.objects.by_address(f"{library}/{queue}")

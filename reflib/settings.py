@@ -328,6 +328,27 @@ REFLIB_UPLOAD_MAX_BYTES = env_int("REFLIB_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, m
 # public computer: the next person must not read the last chat).
 REFLIB_PATRON_TOKEN_WINDOW_S = env_int("REFLIB_PATRON_TOKEN_WINDOW_S", 900, minimum=0)
 
+# Screen sharing (docs/deployment.md "Screen sharing across networks"): the STUN and TURN
+# servers browsers may use, and coturn's shared secret for short-lived TURN credentials.
+REFLIB_RATE_SHARE_SIGNALS = env_rate("REFLIB_RATE_SHARE_SIGNALS", "60/60")
+REFLIB_ICE_SERVERS = env_list("REFLIB_ICE_SERVERS", [])
+for _ice_url in REFLIB_ICE_SERVERS:
+    if not _ice_url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+        raise ImproperlyConfigured(
+            f"REFLIB_ICE_SERVERS holds stun:, stuns:, turn: or turns: URLs; got {_ice_url!r}"
+        )
+REFLIB_TURN_SECRET = env_str("REFLIB_TURN_SECRET", "")
+REFLIB_TURN_TTL_S = env_int("REFLIB_TURN_TTL_S", 3600, minimum=60)
+if any(url.startswith("turn") for url in REFLIB_ICE_SERVERS) and not REFLIB_TURN_SECRET:
+    raise ImproperlyConfigured("REFLIB_ICE_SERVERS names a TURN server: set REFLIB_TURN_SECRET")
+# "relay": the video always goes through the TURN server, so that neither side's browser learns
+# the other's IP address.
+REFLIB_ICE_TRANSPORT_POLICY = env_str("REFLIB_ICE_TRANSPORT_POLICY", "all")
+if REFLIB_ICE_TRANSPORT_POLICY not in {"all", "relay"}:
+    raise ImproperlyConfigured("REFLIB_ICE_TRANSPORT_POLICY must be all or relay")
+if REFLIB_ICE_TRANSPORT_POLICY == "relay" and not REFLIB_TURN_SECRET:
+    raise ImproperlyConfigured("REFLIB_ICE_TRANSPORT_POLICY=relay needs a TURN server")
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(

@@ -48,7 +48,15 @@ ERROR_CODES = {
     "offline",
 }
 CLOSE_CODES = {4400, 4429}
-PATRON_TYPES = ["send", "typing", "read", "checkin_answer", "ping", "hello", "end"]
+SHARE_TYPES = [
+    "share_request",
+    "share_reply",
+    "share_offer",
+    "share_answer",
+    "share_candidate",
+    "share_stop",
+]
+PATRON_TYPES = ["send", "typing", "read", "checkin_answer", "ping", "hello", "end", *SHARE_TYPES]
 DESK_TYPES = [
     "presence",
     "accept",
@@ -62,6 +70,7 @@ DESK_TYPES = [
     "checkin",
     "block",
     "ping",
+    *SHARE_TYPES,
 ]
 FIELDS = [
     "conversation",
@@ -81,6 +90,10 @@ FIELDS = [
     "hours",
     "reason",
     "token",
+    "share",
+    "accept",
+    "sdp",
+    "candidate",
 ]
 EDGE_TEXT = [
     "",

@@ -89,6 +89,9 @@ export class Conversation {
     this.panel.querySelector('[data-action="checkin"]').addEventListener("click", () => {
       this.desk.send({ type: "checkin", conversation: this.id });
     });
+    this.panel.querySelector('[data-action="share-screen"]').addEventListener("click", () => {
+      this.sharing(null);
+    });
     this.panel.querySelector('[data-action="dismiss"]').addEventListener("click", () => {
       this.desk.dismiss(this);
     });
@@ -194,6 +197,9 @@ export class Conversation {
         return this.entry(frame.from, frame.name, frame.ts, content);
       }
       case "status": {
+        if (frame.sharing) {
+          return this.entry("system", null, frame.ts, this.strings[`sharing_${frame.sharing}`]);
+        }
         const text = format(this.strings[`status_${frame.status}`] || frame.status, {
           librarian: frame.librarian || "",
         });
@@ -302,6 +308,25 @@ export class Conversation {
     }
   }
 
+  // --- screen sharing (its module is loaded on first use) ----------
+
+  // A share_* frame or a sharing error from the server, or null: the librarian offers.
+  async sharing(frame) {
+    if (!this.screen) {
+      const { ScreenShare } = await import("../widget/share.js");
+      this.screen = new ScreenShare({
+        send: (out) => this.desk.send({ ...out, conversation: this.id }),
+        box: this.field("screen"),
+        trigger: this.panel.querySelector('[data-action="share-screen"]'),
+        t: this.strings,
+        peer: () => this.patronName || this.strings.anonymous,
+        buttons: "btn btn-sm btn-outline-primary me-2",
+      });
+    }
+    if (frame) this.screen.handle(frame);
+    else this.screen.start();
+  }
+
   // --- state ----------
 
   isMine() {
@@ -320,7 +345,9 @@ export class Conversation {
     else if (this.status === "queued") state = this.strings.stateQueued;
     else state = format(this.strings.stateElsewhere, { librarian: this.librarian || "" });
     this.field("state").textContent = state;
-    for (const selector of ['[data-action="send"]', '[data-action="checkin"]']) {
+    if (!mine) this.screen?.end();
+    const ownerActions = ['[data-action="send"]', '[data-action="checkin"]'];
+    for (const selector of [...ownerActions, '[data-action="share-screen"]']) {
       this.panel.querySelector(selector).disabled = !mine;
     }
     this.panel.querySelector('[data-action="note"]').disabled = this.ended;

@@ -109,6 +109,9 @@ class Desk {
         // Live frames name their conversation when the server says which one it is.
         return frame.conversation && this.conversations.get(frame.conversation)?.live(frame);
       default:
+        if (frame.type.startsWith("share_")) {
+          return this.conversations.get(frame.conversation)?.sharing(frame);
+        }
         if (frame.conversation && typeof frame.seq === "number") this.event(frame);
     }
     return undefined;
@@ -142,6 +145,9 @@ class Desk {
   }
 
   refused(frame) {
+    if (frame.share && this.conversations.has(frame.conversation)) {
+      return this.conversations.get(frame.conversation).sharing(frame);
+    }
     if (frame.client_msg_id) {
       const owner = this.owners.get(frame.client_msg_id);
       this.owners.delete(frame.client_msg_id);

@@ -135,6 +135,8 @@
     if (frame) return;
     frame = document.createElement("iframe");
     frame.title = t.frame;
+    // The panel may ask to share the patron's screen (the browser still asks the patron).
+    frame.allow = "display-capture";
     frame.hidden = true;
     const query = new URLSearchParams({ lang, color, origin: location.origin });
     frame.src = origin + "/widget/" + queue + "/?" + query;

@@ -45,6 +45,8 @@ let typingSent = 0;
 let typingIdle = null;
 let typingShown = null;
 let audio = null;
+// Screen sharing: its module is loaded only when a share is offered or asked for.
+let screen = null;
 
 function stored() {
   try {
@@ -314,13 +316,14 @@ function forget() {
 // --- the conversation ----------
 
 function connect() {
+  if (screen) screen.end();
   log.clear();
   log.token = session.token;
   status = "";
   librarian = "";
   replayedUpTo = -1;
   readSent = 0;
-  for (const id of ["ended", "queue", "offer", "typing"]) $(id).hidden = true;
+  for (const id of ["ended", "queue", "offer", "typing", "share"]) $(id).hidden = true;
   $("v-chat").classList.remove("over");
   for (const id of ["composer", "mail", "rating-done", "transcript-done"]) $(id).hidden = false;
   $("rating").reset();
@@ -352,6 +355,8 @@ function received(frame) {
     header();
   } else if (type === "ack") {
     log.acked(frame.client_msg_id, frame.seq);
+  } else if (type.startsWith("share_") || (type === "error" && frame.share)) {
+    sharing().then((share) => share.handle(frame));
   } else if (type === "error") {
     refused(frame);
   } else if (type === "queue") {
@@ -376,7 +381,19 @@ function received(frame) {
   }
 }
 
+async function sharing() {
+  if (!screen) {
+    const { ScreenShare } = await import("./share.js");
+    const send = (frame) => link && link.send(frame);
+    const peer = () => librarian || t.librarian;
+    const box = $("screen");
+    screen = new ScreenShare({ send, box, trigger: $("share"), t, peer, buttons: "secondary" });
+  }
+  return screen;
+}
+
 function header() {
+  $("share").hidden = status !== "active" || !!(screen && screen.busy);
   if (status === "queued") state(t.waiting);
   else if (status === "active") state(format(t.chattingWith, { name: librarian }));
   else if (FINAL.includes(status)) state(t.closed);
@@ -386,7 +403,9 @@ function changed(frame, live) {
   const before = status;
   status = frame.status;
   let text = "";
-  if (status === "active") {
+  if (frame.sharing) {
+    text = t["sharing_" + frame.sharing];
+  } else if (status === "active") {
     if (frame.librarian !== librarian) {
       text = format(before === "active" ? t.chattingWith : t.joined, { name: frame.librarian });
     }
@@ -408,6 +427,7 @@ function changed(frame, live) {
 }
 
 function ended(live) {
+  if (screen) screen.end();
   for (const id of ["composer", "queue", "offer", "typing", "mail"]) $(id).hidden = true;
   if (!session.idle) idleSince(Date.now());
   else idleSince(session.idle);
@@ -621,3 +641,5 @@ log = new Log($("log"), t, (id, answer) => !!link && link.send({ type: "checkin_
 // Framed, the panel waits for the loader's first word (with what it kept) before it starts.
 if (!framed) begin(stored());
 tell({ reflib: "ready" });
+
+$("share").addEventListener("click", () => sharing().then((share) => share.start()));
