@@ -168,6 +168,9 @@ def configure_environment(args: argparse.Namespace, prefix: str) -> dict[str, st
         # address starting 200 chats and lockstep pairs sending 30 messages per 10 s.
         REFLIB_RATE_SESSION_START="1000000/600",
         REFLIB_RATE_MESSAGES="1000000/10",
+        REFLIB_RATE_MESSAGES_ADDRESS="1000000/10",
+        REFLIB_RATE_FRAMES="1000000/10",
+        REFLIB_MAX_SOCKETS_PER_ADDRESS="1000000",
         BENCH_CHANNEL_LAYER=args.layer,
     )
 

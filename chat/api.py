@@ -45,8 +45,8 @@ from rest_framework.views import APIView
 
 from chat import origins, selectors, services, tasks
 from chat.errors import HTTP_STATUS, ChatError, ErrorCode
+from chat.mail import check_mail_budget
 from chat.models import Conversation, Sender
-from chat.ratelimit import client_ip, hit
 from chat.serializers import (
     ConversationEmailSerializer,
     ConversationStartedSerializer,
@@ -64,6 +64,7 @@ from chat.serializers import (
 )
 from chat.uploads import UnsupportedFileType, clean_filename, detect_content_type
 from reflib.models import Queue
+from reflib.ratelimit import address_key, client_ip, hit
 
 MAX_JSON_BYTES = 64 * 1024
 # Room for the multipart boundaries and part headers around the file itself.
@@ -266,9 +267,12 @@ class PatronAPIView(APIView):
         validation, so malformed attempts spend it too; chats and tickets share it, as both
         create work from an anonymous request), valid fields, the queue, and no block."""
         ip = client_ip(request)
-        self.check_rate(f"start:{ip}", settings.REFLIB_RATE_SESSION_START, too_many)
+        self.check_rate(f"start:{address_key(ip)}", settings.REFLIB_RATE_SESSION_START, too_many)
         data = self.validated(serializer_class, request)
         queue = self.queue(request, data["queue"])
+        self.check_rate(
+            f"start:lib:{queue.library_id}", settings.REFLIB_RATE_SESSION_START_LIBRARY, too_many
+        )
         services.check_patron_not_blocked(library=queue.library, ip=ip)
         return ip, data, queue
 
@@ -373,9 +377,9 @@ class ConversationStartView(PatronAPIView):
         started = services.conversation_start(
             queue=queue,
             question=data["question"],
-            name=data["name"],
-            email=data["email"],
-            page_url=data["page_url"],
+            name=data.get("name", ""),
+            email=data.get("email", ""),
+            page_url=data.get("page_url", ""),
             ip=ip,
         )
         return Response(
@@ -397,8 +401,12 @@ class TicketCreateView(PatronAPIView):
     )
     def post(self, request: Request) -> Response:
         _ip, data, queue = self.admit(request, TicketCreateSerializer, "Too many questions sent.")
+        check_mail_budget(data["email"])
         created = services.ticket_create(
-            queue=queue, question=data["question"], email=data["email"], name=data["name"]
+            queue=queue,
+            question=data["question"],
+            email=data["email"],
+            name=data.get("name", ""),
         )
         _send_receipt_on_commit(created)
         return Response({"ticket": created.ticket.public_id}, status=201)
@@ -545,11 +553,13 @@ class TranscriptView(PatronConversationView):
         # Only the patron's own address: whoever holds the token later (a shared computer)
         # must not send the conversation elsewhere.
         email = found.patron_email
-        if not email or (data["email"] and data["email"].lower() != email.lower()):
+        asked = data.get("email", "")
+        if not email or (asked and asked.lower() != email.lower()):
             raise exceptions.ValidationError({"email": [TRANSCRIPT_ADDRESS]})
         self.check_rate(
             f"transcript:{found.token_hash}", TRANSCRIPT_LIMIT, "Too many transcripts sent."
         )
+        check_mail_budget(email)
         conversation_id = found.pk
         transaction.on_commit(lambda: tasks.send_transcript.delay(conversation_id, email))
         return Response({"email": email}, status=202)
@@ -579,6 +589,7 @@ class ConversationTicketView(PatronConversationView):
     def post(self, request: Request, conversation: str) -> Response:
         found = self.conversation(request, conversation)
         data = self.validated(ConversationToTicketSerializer, request)
+        check_mail_budget(data["email"])
         created = services.conversation_to_ticket(conversation_id=found.pk, email=data["email"])
         _send_receipt_on_commit(created)
         return Response({"ticket": created.ticket.public_id}, status=201)

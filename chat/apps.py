@@ -12,10 +12,15 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from chat.demo import seed_chat_history
+        from chat.events import staff_access_changed_receiver
         from reflib.demo import register_history
         from reflib.jobs import Periodic, register_periodic
+        from reflib.signals import staff_access_changed
 
         register_history(seed_chat_history)
+        staff_access_changed.connect(
+            staff_access_changed_receiver, dispatch_uid="chat.staff_access_changed"
+        )
         register_periodic(
             Periodic(
                 name="chat-sweep",

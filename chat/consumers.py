@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
+from asgiref.sync import sync_to_async
 from autobahn.exception import Disconnected
 from channels.db import DatabaseSyncToAsync
 from channels.exceptions import StopConsumer
@@ -35,6 +37,7 @@ from chat import events, outages, protocol, sharing
 from chat import sessions as chat_sessions
 from chat.errors import ChatError
 from chat.origins import is_own
+from reflib import ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,14 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_FLOODING = 4429
 CLOSE_BAD_FRAMES = 4400
+CLOSE_ACCESS_CHANGED = 4409
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# A socket's slot (of its token's, of its address's) lives this long without a heartbeat.
+SLOT_TTL_S = 3 * HEARTBEAT_S
+slot_take = sync_to_async(ratelimit.slot_take, thread_sensitive=False)
+slot_release = sync_to_async(ratelimit.slot_release, thread_sensitive=False)
 orm_threads = ThreadPoolExecutor(settings.REFLIB_DB_THREADS, thread_name_prefix="reflib-orm")
 
 
@@ -92,6 +100,30 @@ class QueueReads:
 
 
 queue_reads = QueueReads()
+
+
+class FrameBudget:
+    """Frames one socket may send per window (every type: typing, read, end, ping, ...).
+
+    Counted in the process that holds the socket: no round trip per frame. A client can open
+    more sockets only up to the socket caps, so this bounds an address's frames too.
+    """
+
+    def __init__(self, limit: tuple[int, int]) -> None:
+        self.count, self.period = limit
+        self.window = 0
+        self.spent = 0
+
+    def spend(self) -> None:
+        window = int(time.monotonic()) // self.period
+        if window != self.window:
+            self.window, self.spent = window, 0
+        self.spent += 1
+        if self.spent > self.count:
+            retry_after = max(1, (window + 1) * self.period - int(time.monotonic()))
+            raise ChatError(
+                "rate_limited", "You are sending frames too fast.", retry_after_s=retry_after
+            )
 
 
 @dataclass
@@ -147,15 +179,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.cursors: dict[str, Cursor] = {}
         self.bad_frames = 0
         self.rate_limited = 0
+        self.frames = FrameBudget(settings.REFLIB_RATE_FRAMES)
+        self.closing = False
+        self.slots: list[str] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.groups_joined: set[str] = set()
         # Screen shares this socket took part in (share id -> conversation), stopped on close.
         self.shares: dict[str, str] = {}
         self.origin = _header(self.scope, b"origin")
         self.host = _header(self.scope, b"host") or ""
+        client = self.scope.get("client") or [None]
+        self.address = ratelimit.address_key(client[0])
         outages.layer_watch.add(self)
         await self.accept()
+        if not await self.take_slot(
+            f"sock:addr:{self.address}", settings.REFLIB_MAX_SOCKETS_PER_ADDRESS
+        ):
+            return
         await self.opened()
+
+    async def take_slot(self, key: str, limit: int) -> bool:
+        """Hold one of ``limit`` socket slots of ``key``; close 4429 when all are taken."""
+        if await slot_take(key, self.channel_name, limit=limit, ttl_s=SLOT_TTL_S):
+            if key not in self.slots:
+                self.slots.append(key)
+            return True
+        await self.close(code=CLOSE_FLOODING)
+        return False
+
+    async def refresh_slots(self) -> None:
+        for key in self.slots:
+            await slot_take(key, self.channel_name, limit=2**31, ttl_s=SLOT_TTL_S)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        # Frames may still arrive between a refused handshake and the close: they are ignored.
+        self.closing = True
+        await super().close(code=code, reason=reason)
 
     async def opened(self) -> None:
         """Hook for subclasses: check the handshake, say hello."""
@@ -170,6 +229,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.channel_layer.group_discard(group, self.channel_name), "leaving a group"
             )
         self.groups_joined.clear()
+        for key in self.slots:
+            await slot_release(key, self.channel_name)
         await self.closed()
 
     async def closed(self) -> None:
@@ -210,9 +271,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json(reply)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return
         frame: dict[str, Any] | None = None
         try:
             frame = protocol.parse_frame(text_data)
+            self.frames.spend()
             await self.handle(frame)
         except ChatError as error:
             await self.refused(error, frame)
@@ -363,9 +427,10 @@ class PatronConsumer(ChatConsumer):
     """``/ws/v1/patron/``: one conversation, authenticated by the token in the hello frame."""
 
     staff = False
+    # Set by a good hello; None before (and when the handshake was refused before opened()).
+    session: chat_sessions.PatronSession | None = None
 
     async def opened(self) -> None:
-        self.session: chat_sessions.PatronSession | None = None
         allowed = await orm(chat_sessions.origin_allowed_anywhere)(self.origin, self.host)
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
@@ -452,11 +517,17 @@ class PatronConsumer(ChatConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         try:
-            session = await orm(chat_sessions.patron_hello)(token, self.origin, self.host)
+            session = await orm(chat_sessions.patron_hello)(
+                token, self.origin, self.host, address=self.address
+            )
         except ChatError as error:
             await self.close(
                 code=CLOSE_FORBIDDEN_ORIGIN if error.code == "forbidden" else CLOSE_UNAUTHORIZED
             )
+            return
+        if not await self.take_slot(
+            f"sock:token:{session.token_hash}", settings.REFLIB_MAX_SOCKETS_PER_TOKEN
+        ):
             return
         self.session = session
         await self.send_json(
@@ -475,6 +546,7 @@ class PatronConsumer(ChatConsumer):
 
     async def _heartbeat(self) -> None:
         assert self.session is not None
+        await self.refresh_slots()
         newest = await orm(chat_sessions.patron_heartbeat)(self.session, self.followed_ids())
         await self.catch_up(newest)
 
@@ -506,6 +578,7 @@ class DeskConsumer(ChatConsumer):
         self.every(HEARTBEAT_S, self._heartbeat)
 
     async def _heartbeat(self) -> None:
+        await self.refresh_slots()
         newest = await orm(chat_sessions.desk_heartbeat)(self.user, self.followed_ids())
         await self.catch_up(newest)
 
@@ -579,6 +652,10 @@ class DeskConsumer(ChatConsumer):
             await orm(chat_sessions.desk_block)(self.user, public_id, hours or 24, reason)
         else:
             raise ChatError("invalid", f"Unknown frame type {kind!r}.")
+
+    async def chat_access_changed(self, message: dict[str, Any]) -> None:
+        """The staff member's memberships changed: their groups and cursors are stale."""
+        await self.close(code=CLOSE_ACCESS_CHANGED)
 
     async def closed(self) -> None:
         await self.stop_shares()

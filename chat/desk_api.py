@@ -160,9 +160,10 @@ def _transfer_colleagues(user: User, queue: Queue) -> list[dict[str, Any]]:
 
 
 def _transfer_queues(queue: Queue) -> list[dict[str, str]]:
-    # The service accepts the library's own queues and the queue's partners.
+    # The service accepts the library's own queues and the queue's agreed partners.
+    partners = Queue.objects.partners_of(queue).values("pk")
     targets = (
-        Queue.objects.filter(Q(library_id=queue.library_id) | Q(rollover_sources=queue))
+        Queue.objects.filter(Q(library_id=queue.library_id) | Q(pk__in=partners))
         .filter(is_active=True)
         .exclude(pk=queue.pk)
         .select_related("library")

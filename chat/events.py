@@ -196,3 +196,9 @@ def publish_to_user(user_id: int, conversation_public_id: str, reason: str) -> N
     }
     group = user_group(user_id)
     transaction.on_commit(lambda: _send(group, dict(notice)))
+
+
+def staff_access_changed_receiver(sender: object, *, user_id: int, **kwargs: object) -> None:
+    """A staff member's libraries or role changed (reflib's signal, sent after commit): their
+    open desks close with 4409 and reconnect, so that they hold only their current access."""
+    _send(user_group(user_id), {"type": "chat.access_changed"})

@@ -7,11 +7,35 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
+from chat.errors import ChatError
 from chat.models import Conversation, Ticket, TicketMessage
 from chat.services import transcript_lines
 from reflib.models import display_name
+from reflib.ratelimit import hit
+
+# A receipt quotes this much of the question: enough to recognise it, too little to carry
+# someone else's message to an address that never asked for it.
+RECEIPT_QUOTE_CHARS = 80
+
+
+def check_mail_budget(email: str) -> None:
+    """Refuse (rate_limited, with the cooldown) an e-mail a patron's request would cause when
+    its recipient, or the installation, has had its share: reflib must not be a spam relay."""
+    limits = (
+        (f"mail:to:{email.strip().lower()}", settings.REFLIB_RATE_MAIL_RECIPIENT),
+        ("mail:all", settings.REFLIB_RATE_MAIL_TOTAL),
+    )
+    for key, limit in limits:
+        retry_after = hit(key, limit)
+        if retry_after is not None:
+            raise ChatError(
+                "rate_limited",
+                _("Too many e-mails to this address for now; try again later."),
+                retry_after_s=retry_after,
+            )
 
 
 def ticket_url(ticket: Ticket, access_key: str) -> str:
@@ -46,7 +70,7 @@ def ticket_receipt_send(*, ticket: Ticket, access_key: str) -> None:
             % {"library": library.name},
             "",
             _("Your question:"),
-            ticket.question,
+            Truncator(ticket.question).chars(RECEIPT_QUOTE_CHARS),
             "",
             _("Read the answer and reply on your ticket's private page:"),
             ticket_url(ticket, access_key),

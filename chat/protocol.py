@@ -37,7 +37,21 @@ def text_field(
         raise ChatError(
             "invalid", f'"{name}" must be text of {min_length} to {max_length} characters.'
         )
+    if not storable(value):
+        raise ChatError("invalid", f'"{name}" contains a character text cannot hold.')
     return value
+
+
+def storable(value: str) -> bool:
+    """Text a database column can hold: no NUL character, no lone UTF-16 surrogate (JSON's
+    ``\\ud800`` escapes decode to one, and neither PostgreSQL nor UTF-8 accepts it)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def int_field(

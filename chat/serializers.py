@@ -3,13 +3,38 @@ and what responses contain. Input serializers validate; output serializers docum
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, get_args
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from chat.errors import ErrorCode
 
 QUEUE_ADDRESS_MAX = 101  # two slugs of at most 50 characters and the slash
+# LIB/QUEUE: two slugs (Django's SlugField) of at most 50 characters each.
+QUEUE_ADDRESS = r"^[-a-zA-Z0-9_]{1,50}/[-a-zA-Z0-9_]{1,50}$"
+# Text that is more than white space (fields are trimmed, and an empty question is refused).
+NOT_BLANK = RegexValidator(r"\S", "Write something other than spaces.")
+EMAIL_MAX = 254  # RFC 5321 and the database column
+# The description states what the API checks, so that a client generated from it is refused
+# nothing it was told it could send. Optional text fields default to "" in the view, not
+# here: a default of "" is not an e-mail address or a URL, which makes the description invalid.
+
+
+def queue_field() -> serializers.RegexField:
+    return serializers.RegexField(
+        QUEUE_ADDRESS,
+        max_length=QUEUE_ADDRESS_MAX,
+        help_text="LIB/QUEUE: the library's slug and the queue's slug.",
+    )
+
+
+def question_field() -> serializers.CharField:
+    return serializers.CharField(min_length=1, max_length=2000, validators=[NOT_BLANK])
+
+
+def optional_email_field(**kwargs: Any) -> serializers.EmailField:
+    return serializers.EmailField(required=False, allow_blank=True, max_length=EMAIL_MAX, **kwargs)
 
 
 class QueueStatusSerializer(serializers.Serializer):
@@ -28,16 +53,16 @@ class QueueStatusSerializer(serializers.Serializer):
 
 
 class ConversationStartSerializer(serializers.Serializer):
-    queue = serializers.CharField(max_length=QUEUE_ADDRESS_MAX, help_text="LIB/QUEUE")
-    question = serializers.CharField(max_length=2000)
-    name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    queue = queue_field()
+    question = question_field()
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    email = optional_email_field()
     page_url = serializers.URLField(
         max_length=500,
         required=False,
         allow_blank=True,
-        default="",
-        help_text="The page the patron asked from (the librarian sees it).",
+        validators=[RegexValidator(r"^[hH][tT][tT][pP][sS]?://")],
+        help_text="The http(s) page the patron asked from (the librarian sees it).",
     )
 
 
@@ -51,18 +76,18 @@ class ConversationStartedSerializer(serializers.Serializer):
 
 
 class TicketCreateSerializer(serializers.Serializer):
-    queue = serializers.CharField(max_length=QUEUE_ADDRESS_MAX, help_text="LIB/QUEUE")
-    question = serializers.CharField(max_length=2000)
-    email = serializers.EmailField()
-    name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    queue = queue_field()
+    question = question_field()
+    email = serializers.EmailField(max_length=EMAIL_MAX)
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True)
 
 
 class ConversationToTicketSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=EMAIL_MAX)
 
 
 class ConversationEmailSerializer(serializers.Serializer):
-    email = serializers.EmailField(help_text="Where the transcript may go.")
+    email = serializers.EmailField(max_length=EMAIL_MAX, help_text="Where the transcript may go.")
 
 
 class TicketCreatedSerializer(serializers.Serializer):
@@ -91,10 +116,7 @@ class RatingSerializer(serializers.Serializer):
 
 
 class TranscriptRequestSerializer(serializers.Serializer):
-    email = serializers.EmailField(
-        required=False,
-        allow_blank=True,
-        default="",
+    email = optional_email_field(
         help_text=(
             "Must be the address given at the start or confirmed during the chat, which is "
             "used when left out."

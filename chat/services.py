@@ -61,6 +61,8 @@ MAX_TAG_LENGTH = 50
 CHECKIN_ANSWERS = ("yes", "partly", "no")
 PATRON_GONE_AFTER = timedelta(seconds=60)
 PATRON_SILENT_AFTER = timedelta(seconds=120)
+# The same answer for an unknown username and another library's: no username is confirmed.
+NO_SUCH_COLLEAGUE = "No such colleague."
 
 
 # --- appending events ----------
@@ -203,10 +205,10 @@ def message_send(
         with transaction.atomic():
             conversation = _lock(conversation_id, public_id=public_id)
             conversation_id = conversation.pk
-            if note:
-                assert author is not None
+            if author is not None:
+                # Before any state check: another library's chat is "not found", not "closed".
                 check_can_see(conversation, author)
-            else:
+            if not note:
                 _check_can_message(conversation, sender, author)
             event = _append(
                 conversation,
@@ -426,16 +428,32 @@ def librarian_libraries(user: User) -> list[int]:
 
 
 def check_can_see(conversation: Conversation, user: User) -> None:
-    """A librarian sees a conversation of their libraries' queues, or one they took part in.
+    """A librarian sees a conversation of their libraries' queues, or one they are still in.
 
-    A partner library's librarian sees a rolled-over conversation because its queue is now
-    theirs; they never see the home library's other conversations.
+    Access follows *current* membership: a former member of a library sees none of its chats,
+    whatever they took part in. A partner library's librarian sees a rolled-over conversation
+    because its queue is now theirs; they never see the home library's other conversations.
+    A librarian who handed a chat to a colleague (``left_at`` set) no longer sees it unless
+    they are a member of its queue's library.
     """
-    if conversation.queue.library_id in librarian_libraries(user):
+    libraries = librarian_libraries(user) if user.is_active else []
+    if conversation.queue.library_id in libraries:
         return
-    if Participant.objects.filter(conversation=conversation, user=user).exists():
+    if conversation.library_id in libraries and (
+        Participant.objects.filter(
+            conversation=conversation, user=user, left_at__isnull=True
+        ).exists()
+    ):
         return
     raise ChatError("not_found", _("No such conversation."))
+
+
+def check_can_block(conversation: Conversation, user: User) -> None:
+    """A block bars the patron from the conversation's home library: only that library's
+    staff may set one (a partner library's librarian answering a rollover may not)."""
+    check_can_see(conversation, user)
+    if conversation.library_id not in librarian_libraries(user):
+        raise ChatError("forbidden", _("Only the patron's own library can block them."))
 
 
 @transaction.atomic
@@ -494,7 +512,7 @@ def conversation_transfer(
         if to_user.pk == user.pk:
             raise ChatError("invalid", _("You already have this chat."))
         if conversation.queue.library_id not in librarian_libraries(to_user):
-            raise ChatError("not_found", _("No such colleague in this library."))
+            raise ChatError("not_found", _(NO_SUCH_COLLEAGUE))
         conversation.librarian = to_user
         conversation.save(update_fields=["librarian"])
         Participant.objects.get_or_create(conversation=conversation, user=to_user)
@@ -508,7 +526,7 @@ def conversation_transfer(
         if not to_queue.is_active:
             raise ChatError("not_found", _("No such queue."))
         if to_queue.library_id != conversation.queue.library_id and to_queue.pk not in set(
-            conversation.queue.partners.values_list("pk", flat=True)
+            Queue.objects.partners_of(conversation.queue).values_list("pk", flat=True)
         ):
             raise ChatError(
                 "forbidden", _("You can transfer only to your library's queues or its partners.")
@@ -629,7 +647,7 @@ def _finish(conversation: Conversation, status: Status, *, reason: str = "") -> 
 def patron_block(*, conversation_id: int, user: User, hours: int, reason: str = "") -> PatronBlock:
     """End the chat and refuse the patron's token and IP address for ``hours``."""
     conversation = _lock(conversation_id)
-    check_can_see(conversation, user)
+    check_can_block(conversation, user)
     block = PatronBlock.objects.create(
         library=conversation.library,
         token_hash=conversation.token_hash,
@@ -884,7 +902,9 @@ def _sweep_waiting(conversation: Conversation, now: datetime, result: SweepResul
 
 
 def _online_partner(queue: Queue) -> Queue | None:
-    for partner in queue.partners.filter(is_active=True).select_related("library"):
+    for partner in (
+        Queue.objects.partners_of(queue).filter(is_active=True).select_related("library")
+    ):
         if queue_availability(partner).online:
             return partner
     return None

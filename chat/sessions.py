@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import origins, ratelimit, selectors, services, sharing
+from chat import origins, selectors, services, sharing
 from chat.errors import ChatError
 from chat.events import event_frame
 from chat.models import (
@@ -24,6 +24,7 @@ from chat.models import (
     Sender,
     Status,
 )
+from reflib import ratelimit
 from reflib.models import Queue, display_name
 
 
@@ -41,6 +42,8 @@ class PatronSession:
     token_hash: str
     status: str
     last_seq: int
+    # The per-address key of the socket (an IPv4 address or an IPv6 /64).
+    address: str = "unknown"
 
 
 def origin_allowed_anywhere(origin: str | None, host: str) -> bool:
@@ -71,8 +74,8 @@ def _ack(event: Event) -> dict[str, Any]:
     }
 
 
-def _check_rate(key: str) -> None:
-    retry_after = ratelimit.hit(key, settings.REFLIB_RATE_MESSAGES)
+def _check_rate(key: str, limit: tuple[int, int] | None = None) -> None:
+    retry_after = ratelimit.hit(key, limit or settings.REFLIB_RATE_MESSAGES)
     if retry_after is not None:
         raise ChatError(
             "rate_limited", "You are sending messages too fast.", retry_after_s=retry_after
@@ -82,7 +85,9 @@ def _check_rate(key: str) -> None:
 # --- patron ----------
 
 
-def patron_hello(token: str, origin: str | None, host: str) -> PatronSession:
+def patron_hello(
+    token: str, origin: str | None, host: str, *, address: str = "unknown"
+) -> PatronSession:
     conversation = Conversation.objects.by_token(token)
     if conversation is None:
         raise ChatError("unauthorized", "Unknown token.")
@@ -98,6 +103,7 @@ def patron_hello(token: str, origin: str | None, host: str) -> PatronSession:
         token_hash=conversation.token_hash,
         status=conversation.status,
         last_seq=conversation.last_seq,
+        address=address,
     )
 
 
@@ -118,6 +124,7 @@ def patron_position(session: PatronSession) -> dict[str, Any] | None:
 
 def patron_send(session: PatronSession, client_msg_id: str, body: str) -> dict[str, Any]:
     _check_rate(f"msg:{session.token_hash}")
+    _check_rate(f"msg:addr:{session.address}", settings.REFLIB_RATE_MESSAGES_ADDRESS)
     event, _created = services.message_send(
         conversation_id=session.conversation_id,
         sender=Sender.PATRON,
@@ -205,7 +212,10 @@ def desk_presence(user: User, state: str) -> None:
 
 
 def desk_queue(library_ids: list[int]) -> dict[str, Any]:
+    """The waiting list of these libraries, oldest first, at most ``REFLIB_DESK_QUEUE_ITEMS``
+    items (each change sends it to every desk); ``total`` counts everyone waiting."""
     now = timezone.now()
+    waiting = selectors.waiting_conversations(library_ids)
     items = [
         {
             "conversation": c.public_id,
@@ -216,9 +226,12 @@ def desk_queue(library_ids: list[int]) -> dict[str, Any]:
             "waiting_s": int((now - c.created_at).total_seconds()),
             "page_url": c.page_url,
         }
-        for c in selectors.waiting_conversations(library_ids)
+        for c in waiting[: settings.REFLIB_DESK_QUEUE_ITEMS]
     ]
-    return {"type": "queue", "items": items}
+    total = len(items)
+    if total == settings.REFLIB_DESK_QUEUE_ITEMS:
+        total = waiting.count()
+    return {"type": "queue", "items": items, "total": total}
 
 
 def _visible(user: User, public_id: str) -> Conversation:
@@ -246,8 +259,9 @@ def desk_send(
     user: User, public_id: str, client_msg_id: str, body: str, note: bool
 ) -> dict[str, Any]:
     _check_rate(f"msg:user:{user.pk}")
+    conversation = _visible(user, public_id)
     event, _created = services.message_send(
-        public_id=public_id,
+        conversation_id=conversation.pk,
         sender=Sender.LIBRARIAN,
         author=user,
         client_msg_id=client_msg_id,
@@ -269,7 +283,7 @@ def desk_transfer(user: User, public_id: str, to_user: str, to_queue: str, note:
     if to_user:
         target_user = User.objects.filter(username=to_user, is_active=True).first()
         if target_user is None:
-            raise ChatError("not_found", "No such colleague.")
+            raise ChatError("not_found", services.NO_SUCH_COLLEAGUE)
     if to_queue:
         target_queue = Queue.objects.by_address(to_queue)
         if target_queue is None:

@@ -193,12 +193,12 @@ class QueueAdmin(LibraryScopedAdmin):
     ]
     list_filter = ["library", "is_active"]
     search_fields = ["name", "slug", "library__slug"]
-    filter_horizontal = ["partners"]
+    filter_horizontal = ["partners", "accepts_rollover_from"]
 
     def formfield_for_manytomany(
         self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> ModelMultipleChoiceField | None:
-        if db_field.name == "partners":
+        if db_field.name in ("partners", "accepts_rollover_from"):
             # Rollover partners are often another library's queues (SPEC §1.7); a queue's
             # address is public (it is in every embedding page), so listing them leaks nothing.
             kwargs["queryset"] = Queue.objects.filter(is_active=True).select_related("library")

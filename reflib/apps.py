@@ -14,7 +14,7 @@ class ReflibConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from reflib import jobs
+        from reflib import jobs, signals  # noqa: F401  (signals connects its receivers)
         from reflib.models import Library
 
         jobs.connect_signals()

@@ -205,6 +205,17 @@ class QueueQuerySet(ScopedQuerySet["Queue"]):
             .first()
         )
 
+    def partners_of(self, queue: Queue) -> QueueQuerySet:
+        """The queues ``queue`` rolls over and transfers to: its partners that agreed.
+
+        A partnership needs both sides: the source lists the partner, and the partner (if it
+        is another library's) accepts rollovers from the source. A manager cannot send their
+        patrons to a library that did not agree to answer them.
+        """
+        return self.filter(rollover_sources=queue).filter(
+            models.Q(library_id=queue.library_id) | models.Q(accepts_rollover_from=queue)
+        )
+
 
 class Queue(LibraryOwned):
     """A chat entry point, addressed as ``LIB/QUEUE`` by the widget."""
@@ -226,7 +237,22 @@ class Queue(LibraryOwned):
         blank=True,
         related_name="rollover_sources",
         verbose_name=_("partner queues"),
-        help_text=_("Queues, possibly of another library, that receive patrons left unanswered."),
+        help_text=_(
+            "Queues, possibly of another library, that receive patrons left unanswered. "
+            "Another library's queue takes part only once that library accepts rollovers "
+            "from this queue."
+        ),
+    )
+    accepts_rollover_from = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="rollover_accepted_by",
+        verbose_name=_("accepts rollovers from"),
+        help_text=_(
+            "Other libraries' queues whose unanswered patrons this queue agrees to receive "
+            "(their side lists this queue as a partner)."
+        ),
     )
     unanswered_limit_s = models.PositiveIntegerField(
         _("unanswered limit (seconds)"),

@@ -115,3 +115,12 @@ def staff_upsert(
     profile.save()
     assert isinstance(user, User)
     return user
+
+
+@transaction.atomic
+def rollover_partnership_agree(*, source: Queue, partner: Queue) -> None:
+    """Both sides of a rollover partnership at once (a deployer or a test that speaks for both
+    libraries): ``source`` lists ``partner``, and ``partner`` accepts ``source``."""
+    source.partners.add(partner)
+    if partner.library_id != source.library_id:
+        partner.accepts_rollover_from.add(source)

@@ -303,6 +303,26 @@ SPECTACULAR_SETTINGS = {
 
 REFLIB_RATE_SESSION_START = env_rate("REFLIB_RATE_SESSION_START", "60/600")
 REFLIB_RATE_MESSAGES = env_rate("REFLIB_RATE_MESSAGES", "30/10")
+
+# --- Abuse limits (docs/configuration.md, "Abuse limits") ------------------------------------
+# Whether this is the embedded demo (no DATABASE_URL, no REDIS_URL): seed_demo refuses otherwise.
+REFLIB_EMBEDDED = not _DATABASE_URL and not REDIS_URL
+# Per library, new chats and tickets together (the per-address limit above counts an IPv6 /64).
+REFLIB_RATE_SESSION_START_LIBRARY = env_rate("REFLIB_RATE_SESSION_START_LIBRARY", "600/600")
+# Messages from one address (an IPv6 /64), whatever the token.
+REFLIB_RATE_MESSAGES_ADDRESS = env_rate("REFLIB_RATE_MESSAGES_ADDRESS", "120/10")
+# Every frame of one socket (typing, read, end, checkin_answer, ping, ...).
+REFLIB_RATE_FRAMES = env_rate("REFLIB_RATE_FRAMES", "60/10")
+REFLIB_MAX_SOCKETS_PER_TOKEN = env_int("REFLIB_MAX_SOCKETS_PER_TOKEN", 5, minimum=1)
+REFLIB_MAX_SOCKETS_PER_ADDRESS = env_int("REFLIB_MAX_SOCKETS_PER_ADDRESS", 50, minimum=1)
+# Items of the desk's queue frame (the oldest first); "total" says how many are waiting.
+REFLIB_DESK_QUEUE_ITEMS = env_int("REFLIB_DESK_QUEUE_ITEMS", 50, minimum=1)
+# E-mails to patrons (ticket receipts, transcripts): per recipient and for the installation.
+REFLIB_RATE_MAIL_RECIPIENT = env_rate("REFLIB_RATE_MAIL_RECIPIENT", "5/3600")
+REFLIB_RATE_MAIL_TOTAL = env_rate("REFLIB_RATE_MAIL_TOTAL", "500/3600")
+# Failed and attempted logins, per username and per address.
+REFLIB_RATE_LOGIN_USERNAME = env_rate("REFLIB_RATE_LOGIN_USERNAME", "10/900")
+REFLIB_RATE_LOGIN_ADDRESS = env_rate("REFLIB_RATE_LOGIN_ADDRESS", "50/900")
 REFLIB_UPLOAD_MAX_BYTES = env_int("REFLIB_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 # How long after a conversation ends its patron token still opens it for reading (a shared
 # public computer: the next person must not read the last chat).

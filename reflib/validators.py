@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -25,6 +26,21 @@ def validate_timezone(value: str) -> None:
             params={"value": value},
             code="invalid_timezone",
         ) from None
+
+
+# A DNS name: dot-separated labels of letters, digits and inner hyphens (IDNs in punycode).
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+def _valid_host(host: str) -> bool:
+    """A host name or an IP address; no wildcard, no separator of a CSP source list."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.match(host))
 
 
 def validate_card_patterns(value: str) -> None:
@@ -60,6 +76,8 @@ def normalize_origin(value: str) -> str:
     if (
         parts.scheme not in {"http", "https"}
         or not parts.hostname
+        or not _valid_host(parts.hostname)
+        or any(ch.isspace() or ch in ";,'\"*" for ch in candidate)
         or parts.path
         or parts.query
         or parts.fragment

@@ -13,7 +13,7 @@ from chat.models import OPEN_STATUSES, Conversation
 
 
 def test_seed_demo_records_every_chat_once_and_a_desk_history_with_a_rhythm(db: None) -> None:
-    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", "--force", stdout=io.StringIO())
 
     ended = Conversation.objects.exclude(status__in=OPEN_STATUSES)
     assert ended.count() > 100
@@ -35,5 +35,5 @@ def test_seed_demo_records_every_chat_once_and_a_desk_history_with_a_rhythm(db: 
     assert by_hour[14] > 2 * by_hour[20]
 
     before = Transaction.objects.count()
-    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", "--force", stdout=io.StringIO())
     assert Transaction.objects.count() == before

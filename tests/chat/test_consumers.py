@@ -36,7 +36,7 @@ from chat.models import (
     hash_token,
 )
 from reflib.models import Role
-from reflib.services import staff_upsert
+from reflib.services import rollover_partnership_agree, staff_upsert
 from tests.chat.conftest import (
     OTHER_ORIGIN,
     OWN_ORIGIN,
@@ -1140,7 +1140,7 @@ async def test_another_librarys_desk_never_sees_demo_conversations(
 async def test_rolled_over_conversation_becomes_visible_to_the_partner_librarian_only(
     cast: Cast, sockets: Sockets
 ) -> None:
-    await db(cast.queue.partners.add)(cast.other_queue)
+    await db(rollover_partnership_agree)(source=cast.queue, partner=cast.other_queue)
     await db(go_available)(cast.other_librarian)
     rolling = await db(start)(cast.queue, "Rolls over")
     staying = await db(start)(cast.queue, "Stays at home")

@@ -73,7 +73,19 @@ def start_pair(cluster: DaphneCluster, **env: str) -> Pair:
     Redis.
     """
     prefix = f"reflib-live-{uuid.uuid4().hex[:12]}"
-    env = {"REFLIB_CHANNEL_PREFIX": prefix, "REFLIB_CACHE_PREFIX": prefix, **env}
+    # Every client of these tests comes from 127.0.0.1: the per-address and per-socket flood
+    # limits (tests/security) would count them all as one abuser.
+    everyone_local = {
+        "REFLIB_MAX_SOCKETS_PER_ADDRESS": "100000",
+        "REFLIB_RATE_MESSAGES_ADDRESS": "1000000/10",
+        "REFLIB_RATE_FRAMES": "1000000/10",
+    }
+    env = {
+        "REFLIB_CHANNEL_PREFIX": prefix,
+        "REFLIB_CACHE_PREFIX": prefix,
+        **everyone_local,
+        **env,
+    }
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.map(lambda _: cluster.start(1, **env)[0], range(2))
     return Pair(a, b, prefix)

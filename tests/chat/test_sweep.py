@@ -18,6 +18,7 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 from chat import events, services
 from chat.models import Conversation, Event, EventKind, Presence, PresenceState, Sender, Status
 from chat.services import SweepResult
+from reflib.services import rollover_partnership_agree
 from tests.chat.conftest import Started, fresh, go_available, start
 from tests.conftest import Cast
 
@@ -63,7 +64,7 @@ def log_of(started: Started) -> list[Event]:
 
 def with_partner(cast: Cast) -> None:
     """``other/general`` is a partner of ``demo/general``, and Otto is available there."""
-    cast.queue.partners.add(cast.other_queue)
+    rollover_partnership_agree(source=cast.queue, partner=cast.other_queue)
     go_available(cast.other_librarian)
 
 
@@ -144,7 +145,7 @@ def test_patron_waiting_past_the_unanswered_limit_is_offered_a_ticket_once(
 def test_partner_queue_with_nobody_available_does_not_take_the_patron(
     cast: Cast, sweep_at: Sweep
 ) -> None:
-    cast.queue.partners.add(cast.other_queue)
+    rollover_partnership_agree(source=cast.queue, partner=cast.other_queue)
     started = start(cast.queue)
     now = after(started, cast.queue.unanswered_limit_s + 1)
     patron_alive_at(started, now)
@@ -196,7 +197,7 @@ def test_rolled_over_patron_still_unanswered_is_offered_a_ticket_not_a_second_ro
     cast: Cast, sweep_at: Sweep
 ) -> None:
     with_partner(cast)
-    cast.other_queue.partners.add(cast.queue)
+    rollover_partnership_agree(source=cast.other_queue, partner=cast.queue)
     go_available(cast.librarian)
     started = start(cast.queue)
     now = after(started, cast.queue.unanswered_limit_s + 1)

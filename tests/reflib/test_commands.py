@@ -279,7 +279,7 @@ def _counts() -> tuple[int, int, int, int]:
 
 
 def test_seed_demo_creates_the_demo_library_queue_and_staff(db: None) -> None:
-    output = run("seed_demo")
+    output = run("seed_demo", "--force")
 
     library = Library.objects.get(slug="demo")
     assert library.timezone == "America/New_York"
@@ -294,22 +294,22 @@ def test_seed_demo_creates_the_demo_library_queue_and_staff(db: None) -> None:
 
 
 def test_seed_demo_is_idempotent(db: None) -> None:
-    run("seed_demo")
+    run("seed_demo", "--force")
     first = _counts()
 
-    run("seed_demo")
+    run("seed_demo", "--force")
 
     assert _counts() == first
     assert first[0] == 1
 
 
 def test_seed_demo_leaves_a_changed_demo_password_alone(db: None) -> None:
-    run("seed_demo")
+    run("seed_demo", "--force")
     manager = User.objects.get(username="manager")
     manager.set_password(PASSWORD)
     manager.save()
 
-    run("seed_demo")
+    run("seed_demo", "--force")
 
     manager.refresh_from_db()
     assert manager.check_password(PASSWORD)
