@@ -29,7 +29,7 @@ typecheck: install
 	$(VENV)/bin/mypy .
 
 browser:
-	@sh scripts/ensure-chromium
+	@sh scripts/ensure-test-packages
 
 pytest: install browser
 	$(PY) manage.py makemigrations --check --dry-run

@@ -15,15 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.live import free_port
 from tests.test_deploy_files import DEPLOY
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Upstream(BaseHTTPRequestHandler):
