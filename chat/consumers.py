@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -136,7 +137,7 @@ class Cursor:
     staff: bool
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
     """What patron and desk sockets share: framing, errors, cursors, heartbeat."""
 
     staff = False
@@ -409,10 +410,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if step == "reply" and fields["accept"]:
             await self.send_json(relay.frame)  # the viewer's copy, with the ICE servers
 
+    @abstractmethod
     async def share_checked(
         self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
     ) -> chat_sessions.ShareRelay:
-        raise NotImplementedError
+        """Check a sharing frame against this side's rights, in the database's thread."""
 
     async def stop_shares(self) -> None:
         """A socket that closes mid-share ends it: the other side must not wait for ever."""
