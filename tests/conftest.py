@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.signals import setting_changed
 from django.db import connections
 from django.test import Client
 
@@ -48,6 +49,19 @@ def _close_orm_connections(django_db_setup: None) -> Iterator[None]:
 
     for future in [orm_threads.submit(close) for _ in range(workers)]:
         future.result(timeout=20)
+
+
+@pytest.fixture(autouse=True)
+def _settings_restored() -> Iterator[None]:
+    """A test whose teardown was cut short (a time-out) may leave its overridden settings in
+    place: the next tests would talk to its stopped Redis. Put the settings back and fail."""
+    before = getattr(settings, "_wrapped")  # noqa: B009  (LazySettings' holder, untyped)
+    yield
+    if getattr(settings, "_wrapped") is not before:  # noqa: B009
+        setattr(settings, "_wrapped", before)  # noqa: B010
+        for name in ("CHANNEL_LAYERS", "CACHES", "REDIS_URL"):
+            setting_changed.send(sender=None, setting=name, value=None, enter=False)
+        pytest.fail("the test left overridden settings behind; they were put back")
 
 
 @pytest.fixture(autouse=True)

@@ -44,7 +44,9 @@ from tests.conftest import Cast
 from tests.live import DaphneCluster
 from tests.resilience.faults import OwnRedis, log_text, postgres_refusing, tracebacks
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+# The scenarios carry their own deadlines (up to 150 s, ``run``); pytest-timeout's default 120 s
+# would interrupt one mid-teardown instead, leaving its servers and settings behind.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
 
 BACK_WITHIN_S = 15.0
 STORM_PATRONS = 300
@@ -64,10 +66,12 @@ def pair(
     steady traffic of these tests."""
     pair = start_pair(daphne_cluster, REFLIB_RATE_MESSAGES="10000/10")
     use_prefix(settings, pair)
-    with printed_logs([pair.a, pair.b]):
-        yield pair
+    try:
+        with printed_logs([pair.a, pair.b]):
+            yield pair
+    finally:
+        stop_pair(pair)
     assert tracebacks([pair.a, pair.b]) == []
-    stop_pair(pair)
 
 
 def assert_exactly_once(
