@@ -37,7 +37,7 @@ from bench.harness import (
     seed,
     settle,
 )
-from bench.relay_clients import Side, connect_socket, ws_url
+from bench.relay_clients import Side
 
 BUDGET_P50_MS = 50.0
 BUDGET_P99_MS = 150.0
@@ -85,31 +85,8 @@ def timed_start(base_url: str, index: int) -> tuple[dict[str, Any], float]:
     return started, time.perf_counter() - began
 
 
-async def open_desk(daphne: Daphne, session_key: str) -> Side:
-    ws = await connect_socket(
-        f"{ws_url(daphne.url)}/ws/v1/desk/",
-        additional_headers={"Cookie": f"sessionid={session_key}"},
-    )
-    desk = Side(ws, "desk.", relay=False)
-    welcome = desk.expect("welcome")
-    desk.start()
-    await asyncio.wait_for(welcome, relay_clients.TIMEOUT_S)
-    return desk
-
-
-async def join(daphne: Daphne, index: int, token: str) -> Side:
-    """The patron's socket: ``hello``, then a ``ping`` whose ``pong`` says the replay and the
-    queue position before it have been sent."""
-    ws = await connect_socket(f"{ws_url(daphne.url)}/ws/v1/patron/")
-    patron = Side(ws, f"p{index}.", relay=False)
-    patron.start()
-    await patron.ask({"type": "hello", "token": token, "last_seq": 0}, "welcome")
-    await patron.ask({"type": "ping"}, "pong")
-    return patron
-
-
 async def run(args: argparse.Namespace, daphne: Daphne, session_key: str) -> list[Bucket]:
-    desk = await open_desk(daphne, session_key)
+    desk = await relay_clients.open_desk(daphne.url, session_key, "desk.")
     patrons: list[Side] = []
     buckets: list[Bucket] = []
     pids = [daphne.pid]
@@ -123,7 +100,8 @@ async def run(args: argparse.Namespace, daphne: Daphne, session_key: str) -> lis
             for index in range(first, min(first + args.bucket, args.depth)):
                 started, seconds = await asyncio.to_thread(timed_start, daphne.url, index)
                 latencies.append(seconds)
-                patrons.append(await join(daphne, index, started["token"]))
+                token = started["token"]
+                patrons.append(await relay_clients.join_patron(daphne.url, token, f"p{index}."))
             after = Cpu.sample(pids)
             bucket = Bucket(
                 first,

@@ -150,30 +150,38 @@ def ws_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://")
 
 
+async def open_desk(base_url: str, session_key: str, prefix: str) -> Side:
+    """A librarian's desk socket, logged in with ``session_key``, after its ``welcome``."""
+    ws = await connect_socket(
+        f"{ws_url(base_url)}/ws/v1/desk/", additional_headers={"Cookie": f"sessionid={session_key}"}
+    )
+    desk = Side(ws, prefix, relay=False)
+    welcome = desk.expect("welcome")
+    desk.start()
+    await asyncio.wait_for(welcome, TIMEOUT_S)
+    return desk
+
+
+async def join_patron(base_url: str, token: str, prefix: str) -> Side:
+    """A patron's socket after its ``hello`` and a ``ping``: frames are handled in order per
+    socket, so the ``pong`` means the replay and queue position before it have been sent."""
+    patron = Side(await connect_socket(f"{ws_url(base_url)}/ws/v1/patron/"), prefix, relay=False)
+    patron.start()
+    await patron.ask({"type": "hello", "token": token, "last_seq": 0}, "welcome")
+    await patron.ask({"type": "ping"}, "pong")
+    return patron
+
+
 async def open_reflib_pair(
     index: int, patron_url: str, librarian_url: str, session_key: str
 ) -> Pair:
     """Desk connects, patron starts a chat over HTTP, librarian accepts, patron says hello.
     The patron's requests and socket go to ``patron_url``, the desk's to ``librarian_url``."""
-    desk = await connect_socket(
-        f"{ws_url(librarian_url)}/ws/v1/desk/",
-        additional_headers={"Cookie": f"sessionid={session_key}"},
-    )
-    librarian = Side(desk, f"l{index}.", relay=False)
-    welcome = librarian.expect("welcome")
-    librarian.start()
-    await asyncio.wait_for(welcome, TIMEOUT_S)
-
+    librarian = await open_desk(librarian_url, session_key, f"l{index}.")
     started = await asyncio.to_thread(start_conversation, patron_url, index)
     conversation = started["conversation"]
     await librarian.ask({"type": "accept", "conversation": conversation}, "accepted")
-
-    patron_ws = await connect_socket(f"{ws_url(patron_url)}/ws/v1/patron/")
-    patron = Side(patron_ws, f"p{index}.", relay=False)
-    patron.start()
-    await patron.ask({"type": "hello", "token": started["token"], "last_seq": 0}, "welcome")
-    # Frames are handled in order per socket: a pong means the replay before it is done.
-    await patron.ask({"type": "ping"}, "pong")
+    patron = await join_patron(patron_url, started["token"], f"p{index}.")
     await librarian.ask({"type": "ping"}, "pong")
     return Pair(patron, librarian, conversation)
 
