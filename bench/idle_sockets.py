@@ -8,8 +8,8 @@ process), one daphne process serving reflib, a few sockets opened and closed to 
 resident memory read, then ``--sockets`` patron sockets opened, each saying ``hello`` to its own
 conversation, and left idle for ``--idle`` seconds while this process keeps reading them.
 Prints daphne's memory growth per socket, its CPU while idle (the heartbeats) and the verdict
-against the budget: under 100 KB per socket and under 5 % of a core. docs/benchmarks.md
-explains how to read it.
+against the budgets: under 100 KB per socket (SPEC §5) and under 5 % of a core (issue 12).
+docs/benchmarks.md explains how to read it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ WARMUP_SOCKETS = 20
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.idle_sockets",
-        description="Memory and CPU of idle patron sockets on one daphne process (SPEC §5).",
+        description="Memory and CPU of idle patron sockets on one daphne process.",
     )
     parser.add_argument("--sockets", type=int, default=BUDGET_SOCKETS)
     parser.add_argument(

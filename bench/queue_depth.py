@@ -1,4 +1,4 @@
-"""Queue depth benchmark (SPEC §5): starting a chat must not cost more as the queue grows.
+"""Queue depth benchmark: starting a chat must not cost more as the queue grows (issue 12).
 
     .venv/bin/python -m bench.queue_depth --depth 500
 
@@ -47,7 +47,7 @@ BUDGET_DEPTH = 500
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.queue_depth",
-        description="Chat start latency against the number of patrons waiting (SPEC §5).",
+        description="Chat start latency against the number of patrons waiting.",
     )
     parser.add_argument("--depth", type=int, default=BUDGET_DEPTH, help="chats started")
     parser.add_argument("--bucket", type=int, default=50, help="depths per row of the report")
