@@ -32,6 +32,7 @@ from bench.harness import (
     PeakRss,
     add_service_options,
     configure_environment,
+    forget_redis_keys,
     percentile_ms,
     raise_open_files,
     recreate_database,
@@ -399,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
+        forget_redis_keys(daphne_env)
         recreate_database(args.pg, args.database, create=False)
     report(args, results)
     print(f"daphne log: {', '.join(str(server.log) for server in servers)}")

@@ -110,6 +110,18 @@ def configure_environment(*, pg: str, database: str, redis: str, layer: str) -> 
     )
 
 
+def forget_redis_keys(daphne_env: dict[str, str]) -> None:
+    """Delete what the run left in Redis under its prefix: group memberships outlive their
+    sockets by a day when a process is stopped before every consumer has left its groups."""
+    import redis
+
+    prefix = daphne_env["REFLIB_CHANNEL_PREFIX"]
+    with redis.Redis.from_url(daphne_env["REDIS_URL"]) as client:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+
+
 def raise_open_files(needed: int) -> None:
     """Raise this process's open-file limit (daphne inherits it) to ``needed``, within the
     hard limit."""

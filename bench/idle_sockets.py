@@ -29,6 +29,7 @@ from bench.harness import (
     Daphne,
     add_service_options,
     configure_environment,
+    forget_redis_keys,
     raise_open_files,
     recreate_database,
     seed,
@@ -204,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         readings = asyncio.run(run(args, daphne, tokens))
     finally:
         daphne.stop()
+        forget_redis_keys(daphne_env)
         recreate_database(args.pg, args.database, create=False)
     report(readings)
     print(f"daphne log: {daphne.log}")

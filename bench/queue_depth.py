@@ -31,6 +31,7 @@ from bench.harness import (
     Daphne,
     add_service_options,
     configure_environment,
+    forget_redis_keys,
     percentile_ms,
     raise_open_files,
     recreate_database,
@@ -175,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         buckets = asyncio.run(run(args, daphne, session_key))
     finally:
         daphne.stop()
+        forget_redis_keys(daphne_env)
         recreate_database(args.pg, args.database, create=False)
     report(args, buckets)
     print(f"run: {math.ceil(time.monotonic() - began)} s; daphne log: {daphne.log}")
