@@ -45,7 +45,7 @@ from bench.relay_clients import PATRON_TO_LIBRARIAN, Pair, Result
 BUDGET_RATIO = 1.0
 BUDGET_P99_MS = 100.0
 BUDGET_CONVERSATIONS = 200
-CURVE_LOADS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+CURVE_LOADS = "0.1,0.25,0.5,0.75,1,1.5,2"
 TARGETS = (("relay", "bare relay"), ("reflib", "full path"))
 
 
@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--curve-loads",
         type=lambda text: [float(v) for v in text.split(",")],
-        default=list(CURVE_LOADS),
+        default=CURVE_LOADS,
         help="fractions of capacity, comma-separated (default %(default)s)",
     )
     parser.add_argument(
