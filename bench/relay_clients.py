@@ -51,6 +51,7 @@ class Side:
     # Paced mode: arrival time of each message from the other side, by message id.
     arrivals: dict[str, float] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    frames: int = 0
     reader: asyncio.Task[None] | None = None
     counter: Iterator[int] = field(default_factory=itertools.count)
 
@@ -73,6 +74,7 @@ class Side:
         with suppress(ConnectionClosed):
             async for raw in self.ws:
                 received = now()
+                self.frames += 1
                 frame = json.loads(raw)
                 kind, key = self._classify(frame)
                 if kind == "msg" and self.arrivals is not None:
@@ -127,13 +129,13 @@ class Pair:
         await asyncio.gather(self.patron.close(), self.librarian.close())
 
 
-async def _connect(url: str, **kwargs: Any) -> ClientConnection:
+async def connect_socket(url: str, **kwargs: Any) -> ClientConnection:
     return await connect(
         url, compression=None, ping_interval=None, open_timeout=TIMEOUT_S, **kwargs
     )
 
 
-def _start_conversation(base_url: str, index: int) -> dict[str, Any]:
+def start_conversation(base_url: str, index: int) -> dict[str, Any]:
     body = {"queue": QUEUE, "question": f"Bench question {index}", "name": f"Patron {index}"}
     request = urllib.request.Request(  # noqa: S310 (the benchmark's own http:// server)
         f"{base_url}/api/v1/conversations/",
@@ -144,50 +146,74 @@ def _start_conversation(base_url: str, index: int) -> dict[str, Any]:
         return dict(json.load(response))
 
 
-async def open_reflib_pair(index: int, base_url: str, session_key: str) -> Pair:
-    """Desk connects, patron starts a chat over HTTP, librarian accepts, patron says hello."""
-    ws_url = base_url.replace("http://", "ws://")
-    desk = await _connect(
-        f"{ws_url}/ws/v1/desk/", additional_headers={"Cookie": f"sessionid={session_key}"}
-    )
-    librarian = Side(desk, f"l{index}.", relay=False)
-    welcome = librarian.expect("welcome")
-    librarian.start()
-    await asyncio.wait_for(welcome, TIMEOUT_S)
+def ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://")
 
-    started = await asyncio.to_thread(_start_conversation, base_url, index)
+
+async def open_desk(base_url: str, session_key: str, prefix: str) -> Side:
+    """A librarian's desk socket, logged in with ``session_key``, after its ``welcome``."""
+    ws = await connect_socket(
+        f"{ws_url(base_url)}/ws/v1/desk/", additional_headers={"Cookie": f"sessionid={session_key}"}
+    )
+    desk = Side(ws, prefix, relay=False)
+    welcome = desk.expect("welcome")
+    desk.start()
+    await asyncio.wait_for(welcome, TIMEOUT_S)
+    return desk
+
+
+async def join_patron(base_url: str, token: str, prefix: str) -> Side:
+    """A patron's socket after its ``hello`` and a ``ping``: frames are handled in order per
+    socket, so the ``pong`` means the replay and queue position before it have been sent."""
+    patron = Side(await connect_socket(f"{ws_url(base_url)}/ws/v1/patron/"), prefix, relay=False)
+    patron.start()
+    await patron.ask({"type": "hello", "token": token, "last_seq": 0}, "welcome")
+    await patron.ask({"type": "ping"}, "pong")
+    return patron
+
+
+async def open_reflib_pair(
+    index: int, patron_url: str, librarian_url: str, session_key: str
+) -> Pair:
+    """Desk connects, patron starts a chat over HTTP, librarian accepts, patron says hello.
+    The patron's requests and socket go to ``patron_url``, the desk's to ``librarian_url``."""
+    librarian = await open_desk(librarian_url, session_key, f"l{index}.")
+    started = await asyncio.to_thread(start_conversation, patron_url, index)
     conversation = started["conversation"]
     await librarian.ask({"type": "accept", "conversation": conversation}, "accepted")
-
-    patron = Side(await _connect(f"{ws_url}/ws/v1/patron/"), f"p{index}.", relay=False)
-    patron.start()
-    await patron.ask({"type": "hello", "token": started["token"], "last_seq": 0}, "welcome")
-    # Frames are handled in order per socket: a pong means the replay before it is done.
-    await patron.ask({"type": "ping"}, "pong")
+    patron = await join_patron(patron_url, started["token"], f"p{index}.")
     await librarian.ask({"type": "ping"}, "pong")
     return Pair(patron, librarian, conversation)
 
 
-async def open_relay_pair(index: int, base_url: str) -> Pair:
+async def open_relay_pair(index: int, patron_url: str, librarian_url: str) -> Pair:
     # The consumer accepts only after group_add, so an open socket is already in the group.
-    url = f"{base_url.replace('http://', 'ws://')}{RELAY_PATH}?group=g{index}"
-    patron = Side(await _connect(url), f"p{index}.", relay=True)
-    librarian = Side(await _connect(url), f"l{index}.", relay=True)
+    path = f"{RELAY_PATH}?group=g{index}"
+    patron = Side(await connect_socket(f"{ws_url(patron_url)}{path}"), f"p{index}.", relay=True)
+    librarian_ws = await connect_socket(f"{ws_url(librarian_url)}{path}")
+    librarian = Side(librarian_ws, f"l{index}.", relay=True)
     patron.start()
     librarian.start()
     return Pair(patron, librarian)
 
 
 async def open_pairs(
-    target: str, count: int, base_url: str, session_keys: Sequence[str], concurrency: int = 10
+    target: str,
+    count: int,
+    patron_url: str,
+    librarian_url: str,
+    session_keys: Sequence[str],
+    concurrency: int = 10,
 ) -> list[Pair]:
+    """``count`` pairs; patrons talk to the daphne at ``patron_url``, librarians to the one at
+    ``librarian_url`` (the same one, or another serving the same database and layer)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(index: int) -> Pair:
         async with gate:
             if target == "reflib":
-                return await open_reflib_pair(index, base_url, session_keys[index])
-            return await open_relay_pair(index, base_url)
+                return await open_reflib_pair(index, patron_url, librarian_url, session_keys[index])
+            return await open_relay_pair(index, patron_url, librarian_url)
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
@@ -207,6 +233,9 @@ class Result:
     seconds: float
     latencies_s: dict[str, list[float]]
     lost: int = 0
+    # Paced: messages sent, and those that arrived before the last send was due.
+    sent: int = 0
+    arrived_in_window: int = 0
 
     @property
     def messages(self) -> int:
@@ -299,9 +328,13 @@ async def paced(
         ]
         for direction in sent_at
     }
+    in_window = sum(
+        1 for direction in arrivals.values() for arrived in direction.values() if arrived <= end
+    )
     for pair in pairs:
         pair.patron.arrivals = pair.librarian.arrivals = None
-    return Result(seconds, latencies, expected - sum(len(v) for v in latencies.values()))
+    lost = expected - sum(len(v) for v in latencies.values())
+    return Result(seconds, latencies, lost, sent=expected, arrived_in_window=in_window)
 
 
 def _arrived(pairs: Sequence[Pair]) -> int:

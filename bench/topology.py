@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.chat_relay import free_port, recreate_database
+from bench.harness import free_port, recreate_database
 from tests.resilience.faults import TRACEBACK_MARKERS, OwnRedis, own_redis
 
 ROOT = Path(__file__).resolve().parent.parent
