@@ -1,19 +1,10 @@
 // One open conversation: its tab, its log of events (each seq shown once), the composer,
 // canned responses, notes, files, check-in, transfer and close.
 
-import {
-  clockTime,
-  fileSize,
-  format,
-  getJSON,
-  instantiate,
-  linkified,
-  postForm,
-  randomId,
-  safeLink,
-} from "./util.js";
+import { ENDED, randomId } from "../shared/protocol.js";
+import { fileSize, format, linkified } from "../shared/text.js";
+import { clockTime, getJSON, instantiate, postForm, safeLink } from "./util.js";
 
-const ENDED = new Set(["closed", "abandoned", "missed", "ticket"]);
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 8000;
 const CANNED_SHOWN = 10;
@@ -313,7 +304,7 @@ export class Conversation {
   // A share_* frame or a sharing error from the server, or null: the librarian offers.
   async sharing(frame) {
     if (!this.screen) {
-      const { ScreenShare } = await import("../widget/share.js");
+      const { ScreenShare } = await import("../shared/share.js");
       this.screen = new ScreenShare({
         send: (out) => this.desk.send({ ...out, conversation: this.id }),
         box: this.field("screen"),
