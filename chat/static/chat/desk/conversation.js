@@ -21,6 +21,7 @@ export class Conversation {
     this.lastReadSent = 0;
     this.status = "queued";
     this.librarian = null;
+    this.mine = false;
     this.unread = 0;
     this.quietUntil = quietUntil;
     this.pending = new Map(); // client_msg_id -> { frame, element, acked }
@@ -162,6 +163,8 @@ export class Conversation {
     if (frame.type === "status") {
       this.status = frame.status;
       this.librarian = frame.librarian;
+      // By the user's id, which the server compares: two staff may share a display name.
+      this.mine = frame.mine === true;
       if (this.quietUntil === null && this.isMine()) this.quietUntil = frame.seq;
       this.applyState();
     }
@@ -321,7 +324,7 @@ export class Conversation {
   // --- state ----------
 
   isMine() {
-    return this.status === "active" && this.librarian === this.desk.me;
+    return this.status === "active" && this.mine;
   }
 
   get ended() {
