@@ -334,12 +334,12 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         stored = await orm(chat_sessions.events_after)(
             cursor.conversation_id, cursor.public_id, cursor.seq
         )
-        for seq, frame, staff_only in stored:
+        for seq, frame, staff_only, librarian_id in stored:
             if seq <= cursor.seq:
                 continue
             cursor.seq = seq
             if cursor.staff or not staff_only:
-                await self.send_json(frame)
+                await self.deliver(frame, librarian_id)
 
     def followed_ids(self) -> list[int]:
         return [cursor.conversation_id for cursor in self.cursors.values()]
@@ -363,7 +363,11 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
             return
         cursor.seq = frame["seq"]
         if cursor.staff or not message["staff_only"]:
-            await self.send_json(frame)
+            await self.deliver(frame, message.get("librarian_id"))
+
+    async def deliver(self, frame: dict[str, Any], librarian_id: int | None) -> None:
+        """Send a stored event; ``librarian_id`` is a status event's librarian."""
+        await self.send_json(frame)
 
     async def chat_live(self, message: dict[str, Any]) -> None:
         if message.get("origin") == self.channel_name:
@@ -654,6 +658,13 @@ class DeskConsumer(ChatConsumer):
             await orm(chat_sessions.desk_block)(self.user, public_id, hours or 24, reason)
         else:
             raise ChatError("invalid", f"Unknown frame type {kind!r}.")
+
+    async def deliver(self, frame: dict[str, Any], librarian_id: int | None) -> None:
+        # Display names need not be unique: the desk learns from the user's id whether the
+        # conversation is this librarian's (docs/protocol.md, section 11).
+        if frame["type"] == "status":
+            frame = frame | {"mine": librarian_id == self.user_id}
+        await self.send_json(frame)
 
     async def chat_access_changed(self, message: dict[str, Any]) -> None:
         """The staff member's memberships changed: their groups and cursors are stale."""

@@ -35,11 +35,14 @@ def user_group(user_id: int) -> str:
 
 
 class EventNotice(TypedDict):
-    """Channel-layer message for a stored event; ``staff_only`` events never reach patrons."""
+    """Channel-layer message for a stored event; ``staff_only`` events never reach patrons.
+    ``librarian_id`` is the librarian a status event records: desks tell each librarian whether
+    the conversation is theirs (``mine``), and no patron ever sees a user's id."""
 
     type: Literal["chat.event"]
     event: dict[str, Any]
     staff_only: bool
+    librarian_id: NotRequired[int]
 
 
 class LiveNotice(TypedDict):
@@ -116,6 +119,14 @@ def event_frame(event: Event, conversation_public_id: str) -> dict[str, Any]:
     return frame
 
 
+def status_librarian_id(event: Event) -> int | None:
+    """The user answering the conversation as a status event records it (older events: None)."""
+    if event.kind != EventKind.STATUS:
+        return None
+    librarian_id = event.data.get("librarian_id")
+    return librarian_id if isinstance(librarian_id, int) else None
+
+
 def _send(group: str, message: dict[str, Any]) -> None:
     """Ring a group's doorbell after a commit. The write has happened: a layer failure is
     logged, not raised, and clients recover the event by replay when they next hear or resume.
@@ -137,6 +148,9 @@ def publish_event(conversation: Conversation, event: Event) -> None:
         "event": event_frame(event, conversation.public_id),
         "staff_only": event.staff_only,
     }
+    librarian_id = status_librarian_id(event)
+    if librarian_id is not None:
+        notice["librarian_id"] = librarian_id
     group = conversation_group(conversation.public_id)
     transaction.on_commit(lambda: _send(group, dict(notice)))
 

@@ -120,9 +120,20 @@ def _author_name(sender: Sender, author: User | None, conversation: Conversation
     return conversation.library.name
 
 
+def _answered_by(conversation: Conversation) -> dict[str, Any]:
+    """Who answers the conversation, as its status events record it: the display name for
+    everyone, and the user's id, by which that librarian's desks know the conversation is theirs
+    (display names need not be unique)."""
+    if conversation.librarian is None:
+        return {"librarian": None}
+    return {
+        "librarian": display_name(conversation.librarian),
+        "librarian_id": conversation.librarian_id,
+    }
+
+
 def _status_event(conversation: Conversation, *, reason: str = "") -> Event:
-    librarian = display_name(conversation.librarian) if conversation.librarian else None
-    data: dict[str, Any] = {"status": conversation.status, "librarian": librarian}
+    data: dict[str, Any] = {"status": conversation.status, **_answered_by(conversation)}
     if reason:
         data["reason"] = reason
     return _append(conversation, kind=EventKind.STATUS, sender=Sender.SYSTEM, data=data)
@@ -596,10 +607,9 @@ def screen_sharing_record(*, conversation_id: int, sharer: Sender, state: str) -
 
 
 def _screen_sharing_event(conversation: Conversation, *, sharer: Sender, state: str) -> Event:
-    librarian = display_name(conversation.librarian) if conversation.librarian else None
     data: dict[str, Any] = {
         "status": conversation.status,
-        "librarian": librarian,
+        **_answered_by(conversation),
         "reason": f"screen sharing {state}",
         "sharing": state,
         "sharer": sharer,

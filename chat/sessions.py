@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from chat import origins, selectors, services, sharing
 from chat.errors import ChatError
-from chat.events import event_frame
+from chat.events import event_frame, status_librarian_id
 from chat.models import (
     Conversation,
     Event,
@@ -52,9 +52,14 @@ def origin_allowed_anywhere(origin: str | None, host: str) -> bool:
 
 def events_after(
     conversation_id: int, public_id: str, seq: int
-) -> list[tuple[int, dict[str, Any], bool]]:
+) -> list[tuple[int, dict[str, Any], bool, int | None]]:
+    """Each stored event after ``seq``: its seq, frame, whether it is staff-only, and a status
+    event's librarian (``events.status_librarian_id``)."""
     stored = Event.objects.filter(conversation_id=conversation_id, seq__gt=seq).order_by("seq")
-    return [(event.seq, event_frame(event, public_id), event.staff_only) for event in stored]
+    return [
+        (event.seq, event_frame(event, public_id), event.staff_only, status_librarian_id(event))
+        for event in stored
+    ]
 
 
 def last_seqs(conversation_ids: list[int]) -> dict[int, int]:

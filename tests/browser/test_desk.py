@@ -34,6 +34,8 @@ from chat.models import (
     TicketStatus,
     hash_token,
 )
+from reflib.models import Role
+from reflib.services import staff_upsert
 from tests.browser.conftest import (
     Browsers,
     Orm,
@@ -44,7 +46,7 @@ from tests.browser.conftest import (
     panel,
     png_file,
 )
-from tests.conftest import Cast
+from tests.conftest import PASSWORD, Cast
 from tests.live import DaphneProcess
 
 pytestmark = pytest.mark.browser
@@ -356,6 +358,46 @@ def test_librarian_transfers_to_a_colleague_who_closes_with_a_read_level_and_tag
     assert closed.tags == ["holds", "catalogue"]
     patron.drain()
     assert not any("Patron card 1234" in json.dumps(frame) for frame in patron.frames)
+
+
+def test_a_colleague_of_the_same_name_gets_the_owners_tools_only_once_the_chat_is_theirs(
+    cast: Cast, reflib: DaphneProcess, patrons: Patrons, browsers: Browsers, orm: Orm
+) -> None:
+    orm(
+        staff_upsert,
+        username="lena.b",
+        library=cast.library,
+        role=Role.LIBRARIAN,
+        display_name="Lena",
+        password=PASSWORD,
+    )
+    chat = orm(accepted, cast, cast.librarian, "Where are the atlases?")
+    patron = patrons.connect(chat.token)
+    lena = log_in(browsers.new(), "lena")
+    expect(log_entries(lena, "Where are the atlases?")).to_have_count(1)
+    namesake = log_in(browsers.new(), "lena.b")
+    go_available(namesake)
+    expect(panel(lena).get_by_text("You are answering this chat.")).to_be_visible()
+
+    open_tool(lena, "Transfer to a colleague or queue")
+    panel(lena).get_by_label("Transfer to").select_option(value="user:lena.b")
+    panel(lena).get_by_role("button", name="Transfer", exact=True).click()
+    patron.recv_until("status", reason="transferred to Lena")
+
+    expect(namesake.get_by_role("tab", name="Pat")).to_be_visible()
+    expect(panel(namesake).get_by_text("You are answering this chat.")).to_be_visible()
+    expect(panel(namesake).get_by_role("button", name="Send", exact=True)).to_be_enabled()
+    expect(panel(lena).get_by_text("Lena is answering now; you can read along.")).to_be_visible()
+    expect(panel(lena).get_by_role("button", name="Send", exact=True)).to_be_disabled()
+    expect(panel(lena).get_by_role("button", name="Close tab")).to_be_visible()
+    for tool in ["Transfer to a colleague or queue", "Close the conversation"]:
+        expect(panel(lena).locator("summary", has_text=tool)).to_be_hidden()
+        expect(panel(namesake).locator("summary", has_text=tool)).to_be_visible()
+    namesake_box = panel(namesake).get_by_role("textbox", name="Message")
+    namesake_box.fill("The atlases are on the second floor.")
+    namesake_box.press("Enter")
+    patron.recv_until("message", body="The atlases are on the second floor.")
+    expect(log_entries(lena, "The atlases are on the second floor.")).to_have_count(1)
 
 
 def test_desk_resumes_after_the_server_drops_it_and_shows_each_message_once(

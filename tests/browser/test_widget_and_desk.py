@@ -124,10 +124,14 @@ def test_a_patron_and_two_librarians_hold_a_whole_conversation_each_in_their_own
     expect(log_entries(lena, "Here is the corner I mean.")).to_have_count(1)
 
     plan = png_file(tmp_path / "street-plan.png")
+    assert plan.stat().st_size < 1024
+    size = f"{plan.stat().st_size} B"
     widget.get_by_label("Share a file").set_input_files(plan)
     expect(log.get_by_role("img", name="street-plan.png")).to_be_visible()
+    expect(log.get_by_role("button", name=f"Download street-plan.png ({size})")).to_be_visible()
     shared = panel(lena).get_by_role("link", name="street-plan.png")
     expect(shared).to_be_visible()
+    expect(log_entries(lena, "street-plan.png")).to_contain_text(f"street-plan.png ({size})")
     href = shared.get_attribute("href")
     assert href is not None
     download = lena.request.get(href)
@@ -191,3 +195,29 @@ def test_a_patron_and_two_librarians_hold_a_whole_conversation_each_in_their_own
     attachment = orm(Attachment.objects.get, conversation=stored)
     assert (attachment.filename, attachment.content_type) == ("street-plan.png", "image/png")
     assert Path(attachment.file.path).read_bytes() == plan.read_bytes()
+
+
+def test_the_widget_and_the_desk_write_file_sizes_by_one_rule(browsers: Browsers) -> None:
+    page = browsers.new().new_page()
+    page.goto("/accounts/login/")
+
+    shown = page.evaluate(
+        """async (sizes) => {
+            const { fileSize } = await import("/static/chat/shared/text.js");
+            return sizes.map(fileSize);
+        }""",
+        [0, 1023, 1024, 1535, 1536, 48213, 1048063, 1048064, 1572864, 10485760],
+    )
+
+    assert shown == [
+        "0 B",
+        "1023 B",
+        "1 KB",
+        "1 KB",
+        "2 KB",
+        "47 KB",
+        "1023 KB",
+        "1.0 MB",
+        "1.5 MB",
+        "10.0 MB",
+    ]

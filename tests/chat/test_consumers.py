@@ -765,7 +765,7 @@ async def test_accept_sends_accepted_to_the_acceptor_and_the_active_status_to_ev
     assert active["type"] == "status"
     assert active["status"] == "active"
     assert active["librarian"] == "Lena"
-    assert stored_events(desk_frames)[-1] == active
+    assert stored_events(desk_frames)[-1] == active | {"mine": True}
     conversation = await db(fresh)(started)
     assert conversation.status == Status.ACTIVE
     assert conversation.librarian_id == cast.librarian.pk
@@ -932,10 +932,58 @@ async def test_transfer_to_a_colleague_assigns_the_conversation_to_their_desk(
     assert status["status"] == "active"
     assert status["librarian"] == "Mara"
     assert "Mara" in status["reason"]
+    assert status.pop("mine") is True
     assert stored_events(patron_frames) == [status]
     conversation = await db(fresh)(started)
     assert conversation.librarian_id == cast.manager.pk
     assert conversation.status == Status.ACTIVE
+
+
+def statuses(frames: list[Frame]) -> list[Frame]:
+    """The status events among ``frames``, without their times."""
+    return [
+        {key: value for key, value in frame.items() if key != "ts"}
+        for frame in of_type(frames, "status")
+    ]
+
+
+async def test_status_events_tell_each_desk_by_user_id_not_by_name_whose_conversation_it_is(
+    cast: Cast, sockets: Sockets
+) -> None:
+    namesake = await db(staff_upsert)(
+        username="lena.b", library=cast.library, role=Role.LIBRARIAN, display_name="Lena"
+    )
+    await db(go_available)(cast.librarian)
+    started = await db(start)(cast.queue)
+    chat = started.public_id
+    patron, _welcome = await sockets.patron(started)
+    desk, _desk_welcome = await sockets.desk(cast.librarian)
+    other, _other_welcome = await sockets.desk(namesake)
+    await other.send({"type": "subscribe", "conversation": chat, "last_seq": 0})
+    await asyncio.gather(patron.drain(), desk.drain(), other.drain())
+
+    await desk.send({"type": "accept", "conversation": chat})
+    accepted = await desk.drain()
+    await desk.send({"type": "transfer", "conversation": chat, "to_user": "lena.b"})
+    transferred = await desk.drain()
+    other_frames = await other.drain()
+    patron_frames = await patron.drain()
+    # A desk that comes back replays the log: each status event as it was when stored.
+    desk_again, _again = await sockets.desk(cast.librarian)
+    await desk_again.send({"type": "subscribe", "conversation": chat, "last_seq": 2})
+    replayed = await desk_again.drain()
+
+    active = {"type": "status", "conversation": chat, "status": "active", "librarian": "Lena"}
+    handed = active | {"seq": 4, "reason": "transferred to Lena"}
+    assert statuses(accepted) == [
+        {"type": "status", "conversation": chat, "seq": 2, "status": "queued", "librarian": None}
+        | {"mine": False},
+        active | {"seq": 3, "mine": True},
+    ]
+    assert statuses(transferred) == [handed | {"mine": False}]
+    assert statuses(other_frames) == [active | {"seq": 3, "mine": False}, handed | {"mine": True}]
+    assert statuses(replayed) == [active | {"seq": 3, "mine": True}, handed | {"mine": False}]
+    assert statuses(patron_frames) == [active | {"seq": 3}, handed]
 
 
 async def test_transfer_to_a_queue_queues_the_conversation_again(

@@ -8,6 +8,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks
@@ -48,13 +49,16 @@ def conv_group(started: Started) -> str:
     return f"chat.conv.{started.public_id}"
 
 
-def event_notice(started: Started, seq: int) -> Notice:
+def event_notice(started: Started, seq: int, *, librarian: User | None = None) -> Notice:
+    """The notice of stored event ``seq``; ``librarian``: the one its status event records."""
     event = Event.objects.get(conversation_id=started.pk, seq=seq)
     message = {
         "type": "chat.event",
         "event": events.event_frame(event, started.public_id),
         "staff_only": event.staff_only,
     }
+    if librarian is not None:
+        message["librarian_id"] = librarian.pk
     return conv_group(started), message
 
 
@@ -854,7 +858,7 @@ def test_accept_publishes_the_active_status_the_queue_change_and_new_positions(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_accept(conversation_id=first.pk, user=cast.librarian)
 
-    status_notice = event_notice(first, 3)
+    status_notice = event_notice(first, 3, librarian=cast.librarian)
     assert status_notice[1]["event"]["status"] == "active"
     assert status_notice[1]["event"]["librarian"] == "Lena"
     # Lena has two free slots left, so the next patron waits the median pickup time: that of
@@ -890,7 +894,7 @@ def test_close_of_an_active_chat_publishes_only_its_status(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_close(conversation_id=started.pk, user=cast.librarian)
 
-    assert published == [event_notice(started, 4)]
+    assert published == [event_notice(started, 4, librarian=cast.librarian)]
 
 
 def test_closing_an_active_chat_tells_waiting_patrons_their_new_wait(
@@ -980,7 +984,7 @@ def test_transfer_to_a_colleague_publishes_the_note_the_status_and_the_assignmen
 
     assert published == [
         event_notice(started, 4),
-        event_notice(started, 5),
+        event_notice(started, 5, librarian=cast.manager),
         (
             f"chat.user.{cast.manager.pk}",
             {

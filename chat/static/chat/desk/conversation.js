@@ -1,19 +1,10 @@
 // One open conversation: its tab, its log of events (each seq shown once), the composer,
 // canned responses, notes, files, check-in, transfer and close.
 
-import {
-  clockTime,
-  fileSize,
-  format,
-  getJSON,
-  instantiate,
-  linkified,
-  postForm,
-  randomId,
-  safeLink,
-} from "./util.js";
+import { ENDED, randomId } from "../shared/protocol.js";
+import { fileSize, format, linkified } from "../shared/text.js";
+import { clockTime, getJSON, instantiate, postForm, safeLink } from "./util.js";
 
-const ENDED = new Set(["closed", "abandoned", "missed", "ticket"]);
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 8000;
 const CANNED_SHOWN = 10;
@@ -30,6 +21,7 @@ export class Conversation {
     this.lastReadSent = 0;
     this.status = "queued";
     this.librarian = null;
+    this.mine = false;
     this.unread = 0;
     this.quietUntil = quietUntil;
     this.pending = new Map(); // client_msg_id -> { frame, element, acked }
@@ -171,6 +163,8 @@ export class Conversation {
     if (frame.type === "status") {
       this.status = frame.status;
       this.librarian = frame.librarian;
+      // By the user's id, which the server compares: two staff may share a display name.
+      this.mine = frame.mine === true;
       if (this.quietUntil === null && this.isMine()) this.quietUntil = frame.seq;
       this.applyState();
     }
@@ -313,7 +307,7 @@ export class Conversation {
   // A share_* frame or a sharing error from the server, or null: the librarian offers.
   async sharing(frame) {
     if (!this.screen) {
-      const { ScreenShare } = await import("../widget/share.js");
+      const { ScreenShare } = await import("../shared/share.js");
       this.screen = new ScreenShare({
         send: (out) => this.desk.send({ ...out, conversation: this.id }),
         box: this.field("screen"),
@@ -330,7 +324,7 @@ export class Conversation {
   // --- state ----------
 
   isMine() {
-    return this.status === "active" && this.librarian === this.desk.me;
+    return this.status === "active" && this.mine;
   }
 
   get ended() {

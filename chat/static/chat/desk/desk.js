@@ -7,8 +7,9 @@ import { Conversation } from "./conversation.js";
 import { Notifier } from "./notify.js";
 import { QueueView } from "./queue.js";
 import { ShiftCard } from "./shift.js";
-import { DeskSocket } from "./socket.js";
-import { format, getJSON } from "./util.js";
+import { Socket } from "../shared/socket.js";
+import { format } from "../shared/text.js";
+import { getJSON } from "./util.js";
 
 const COLLEAGUES_REFRESH_MS = 1000;
 const ALERT_SHOWN_MS = 10000;
@@ -64,11 +65,12 @@ class Desk {
     window.addEventListener("focus", () => this.viewChanged());
 
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    this.socket = new DeskSocket(`${scheme}//${window.location.host}${this.config.wsPath}`, {
+    this.socket = new Socket(`${scheme}//${window.location.host}${this.config.wsPath}`, {
       onFrame: (frame) => this.received(frame),
       onState: (state) => this.connectionState(state),
     });
     this.loadCanned();
+    this.connectionState("connecting");
     this.socket.start();
   }
 
@@ -82,12 +84,12 @@ class Desk {
     const looks = {
       connecting: ["text-bg-secondary", this.strings.connecting],
       connected: ["text-bg-success", this.strings.connected],
-      reconnecting: ["text-bg-warning", this.strings.reconnecting],
-      signedOut: ["text-bg-danger", this.strings.signedOut],
+      down: ["text-bg-warning", this.strings.reconnecting],
+      refused: ["text-bg-danger", this.strings.signedOut],
     }[state];
     this.connection.className = `badge ${looks[0]}`;
     this.connection.textContent = looks[1];
-    if (state === "signedOut") this.alert(this.strings.signedOut);
+    if (state === "refused") this.alert(this.strings.signedOut);
   }
 
   received(frame) {
@@ -118,6 +120,7 @@ class Desk {
   }
 
   welcome(frame) {
+    this.connectionState("connected");
     this.showPresence(frame.presence);
     if (this.wantedPresence && this.wantedPresence !== frame.presence) {
       this.send({ type: "presence", state: this.wantedPresence });

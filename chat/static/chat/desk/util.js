@@ -1,35 +1,5 @@
-// Small helpers of the desk: text, ids, time and JSON requests.
-
-// "%(name)s" placeholders, as Django's translations write them.
-export function format(template, values) {
-  return template.replace(/%\((\w+)\)s/g, (match, key) => (key in values ? values[key] : match));
-}
-
-// A client_msg_id; crypto.getRandomValues works on plain-HTTP intranets too.
-export function randomId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
-
-// Text with its links made clickable; never HTML from anyone.
-export function linkified(text) {
-  const fragment = document.createDocumentFragment();
-  let last = 0;
-  for (const match of text.matchAll(URL_PATTERN)) {
-    fragment.append(text.slice(last, match.index));
-    const link = document.createElement("a");
-    link.href = match[0];
-    link.textContent = match[0];
-    link.rel = "noopener noreferrer";
-    link.target = "_blank";
-    fragment.append(link);
-    last = match.index + match[0].length;
-  }
-  fragment.append(text.slice(last));
-  return fragment;
-}
+// Small helpers of the desk alone: page links, times, JSON requests, templates. What the
+// patron's panel shows the same way is in ../shared/.
 
 export function safeLink(url, text) {
   if (!/^https?:\/\//i.test(url || "")) return document.createTextNode(text);
@@ -51,12 +21,6 @@ export function duration(seconds) {
   const minutes = Math.floor((s % 3600) / 60);
   const rest = String(s % 60).padStart(2, "0");
   return hours > 0 ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
-}
-
-export function fileSize(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
 export class ApiError extends Error {

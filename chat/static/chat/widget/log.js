@@ -1,14 +1,8 @@
 // The conversation as the patron sees it. Whatever anyone wrote is shown as text (textContent);
 // only http and https addresses become links, which open in a new tab without an opener.
 
+import { fileSize, format, linkified } from "../shared/text.js";
 import { fileUrl } from "./http.js";
-
-const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
-
-// "%(name)s" placeholders, as Django's translations write them.
-export function format(template, values) {
-  return template.replace(/%\((\w+)\)s/g, (match, key) => (key in values ? values[key] : match));
-}
 
 export function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -17,23 +11,9 @@ export function el(tag, className, text) {
   return node;
 }
 
-export function size(bytes) {
-  return bytes < 1048576 ? Math.ceil(bytes / 1024) + " KB" : (bytes / 1048576).toFixed(1) + " MB";
-}
-
-function linkified(text) {
+function paragraph(text) {
   const body = el("p", "body");
-  let last = 0;
-  for (const match of text.matchAll(URL_PATTERN)) {
-    body.append(text.slice(last, match.index));
-    const link = el("a", "", match[0]);
-    link.href = match[0];
-    link.target = "_blank";
-    link.rel = "noopener noreferrer";
-    body.append(link);
-    last = match.index + match[0].length;
-  }
-  body.append(text.slice(last));
+  body.append(linkified(text));
   return body;
 }
 
@@ -73,7 +53,7 @@ export class Log {
   // The patron's own message, shown at once and marked until the server has it.
   pending(clientMsgId, body) {
     const item = this.item("msg patron", this.t.you);
-    item.append(linkified(body), el("p", "mark", this.t.sending));
+    item.append(paragraph(body), el("p", "mark", this.t.sending));
     this.byClient.set(clientMsgId, item);
   }
 
@@ -114,7 +94,7 @@ export class Log {
       // The server's offer of a ticket is worded in the patron's language here.
       const body = frame.action === "offer_ticket" ? t.offerTicket : frame.body;
       const item = this.item("msg " + frame.from, fromPatron ? t.you : frame.name);
-      item.append(linkified(body));
+      item.append(paragraph(body));
       if (fromPatron) {
         item.append(el("p", "mark"));
         this.own(item, frame.seq);
@@ -166,7 +146,7 @@ export class Log {
       body.append(image);
       this.fetch(frame.url).then((url) => (image.src = url), () => {});
     }
-    const label = format(this.t.download, { filename: frame.filename, size: size(frame.size) });
+    const label = format(this.t.download, { filename: frame.filename, size: fileSize(frame.size) });
     const save = el("button", "link", label);
     save.type = "button";
     save.onclick = () =>

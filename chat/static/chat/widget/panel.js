@@ -9,9 +9,11 @@
 // panel forgets it after the rating, a deletion, a new chat, or a short idle time (FORGET_MS),
 // and the server stops honouring the token for reading soon after (REFLIB_PATRON_TOKEN_WINDOW_S).
 
+import { ENDED, randomId } from "../shared/protocol.js";
+import { fileSize, format } from "../shared/text.js";
 import { request, upload } from "./http.js";
 import { Link } from "./link.js";
-import { Log, format, el, size } from "./log.js";
+import { Log, el } from "./log.js";
 
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("reflib-config").textContent);
@@ -21,7 +23,6 @@ const storeKey = "reflib:" + config.queue;
 // The loader's page, checked by the server against the library's allowed origins.
 const framed = parent !== window && config.parentOrigin !== "";
 const views = ["v-loading", "v-form", "v-sent", "v-chat"];
-const FINAL = ["closed", "abandoned", "missed", "ticket"];
 const FORGET_MS = 120000;
 
 let session = null;
@@ -336,13 +337,10 @@ function connect() {
   focusView();
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   link = new Link(scheme + location.host + urls.socket, session.token, received, (linkState) => {
-    if (linkState === "refused") {
-      // The token no longer opens the conversation (deleted, or expired): start afresh.
-      forget();
-      showForm();
-    } else {
-      state(t.reconnecting);
-    }
+    if (linkState === "down") return state(t.reconnecting);
+    // Refused: the token no longer opens the conversation (deleted, or expired): start afresh.
+    forget();
+    showForm();
   });
   link.start();
 }
@@ -383,7 +381,7 @@ function received(frame) {
 
 async function sharing() {
   if (!screen) {
-    const { ScreenShare } = await import("./share.js");
+    const { ScreenShare } = await import("../shared/share.js");
     const send = (frame) => link && link.send(frame);
     const peer = () => librarian || t.librarian;
     const box = $("screen");
@@ -396,7 +394,7 @@ function header() {
   $("share").hidden = status !== "active" || !!(screen && screen.busy);
   if (status === "queued") state(t.waiting);
   else if (status === "active") state(format(t.chattingWith, { name: librarian }));
-  else if (FINAL.includes(status)) state(t.closed);
+  else if (ENDED.has(status)) state(t.closed);
 }
 
 function changed(frame, live) {
@@ -415,7 +413,7 @@ function changed(frame, live) {
   } else if (status === "queued") {
     if (before === "active") text = t.transferred;
     librarian = "";
-  } else if (FINAL.includes(status)) {
+  } else if (ENDED.has(status)) {
     text = t[status];
     ended(live);
   }
@@ -481,12 +479,6 @@ function refused(frame) {
   error("composer-error", frame.code === "closed" ? t.chatEnded : frame.detail || t.failed);
 }
 
-function randomId() {
-  // getRandomValues, not randomUUID: the latter needs HTTPS, and intranets may not have it.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
 function stopTyping() {
   clearTimeout(typingIdle);
   if (typingSent && link) link.send({ type: "typing", active: false });
@@ -531,7 +523,7 @@ $("file").addEventListener("change", async () => {
   input.value = "";
   if (!file || !session) return;
   error("composer-error", "");
-  const limit = format(t.tooLarge, { size: size(config.maxUpload) });
+  const limit = format(t.tooLarge, { size: fileSize(config.maxUpload) });
   if (file.size > config.maxUpload) return error("composer-error", limit);
   const bar = $("progress");
   bar.value = 0;

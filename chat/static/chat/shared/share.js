@@ -6,16 +6,10 @@
 // Either side can stop at any time; a connection that cannot be made (a strict network with no
 // TURN relay) is said in words, not left as a black box.
 
+import { randomId } from "./protocol.js";
+import { format } from "./text.js";
+
 const CONNECT_MS = 30000;
-
-function fill(template, values) {
-  return template.replace(/%\((\w+)\)s/g, (match, key) => (key in values ? values[key] : match));
-}
-
-function newId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
 
 export class ScreenShare {
   // send(frame): a frame on this side's socket; box: the element this module fills;
@@ -55,13 +49,13 @@ export class ScreenShare {
       return this.show(this.t.shareCancelled, []);
     }
     if (this.busy) return stream.getTracks().forEach((track) => track.stop());
-    this.id = newId();
+    this.id = randomId(12);
     this.role = "sharer";
     this.stream = stream;
     // The browser's own "Stop sharing" control ends the share too.
     stream.getVideoTracks()[0].addEventListener("ended", () => this.stop());
     this.signal("request", {});
-    this.show(fill(this.t.shareWaiting, { name: this.peer() }), [[this.t.shareCancel, "stop"]]);
+    this.show(format(this.t.shareWaiting, { name: this.peer() }), [[this.t.shareCancel, "stop"]]);
   }
 
   stop() {
@@ -108,7 +102,7 @@ export class ScreenShare {
     }
     this.id = frame.share;
     this.role = "viewer";
-    this.show(fill(this.t.shareAsk, { name: this.peer() }), [
+    this.show(format(this.t.shareAsk, { name: this.peer() }), [
       [this.t.shareView, "accept"],
       [this.t.shareDecline, "decline"],
     ]);
@@ -117,7 +111,7 @@ export class ScreenShare {
   replied(frame) {
     if (!frame.accept) {
       this.reset();
-      return this.show(fill(this.t.shareDeclined, { name: this.peer() }), []);
+      return this.show(format(this.t.shareDeclined, { name: this.peer() }), []);
     }
     this.ice = { iceServers: frame.ice_servers || [] };
     if (frame.ice_transport_policy === "relay") this.ice.iceTransportPolicy = "relay";
@@ -173,7 +167,7 @@ export class ScreenShare {
   connected() {
     clearTimeout(this.timer);
     if (this.role === "sharer") {
-      this.show(fill(this.t.shareSharing, { name: this.peer() }), [[this.t.shareStop, "stop"]]);
+      this.show(format(this.t.shareSharing, { name: this.peer() }), [[this.t.shareStop, "stop"]]);
     }
   }
 
@@ -182,8 +176,8 @@ export class ScreenShare {
     video.className = "share-video";
     video.autoplay = video.muted = video.playsInline = true;
     video.srcObject = stream;
-    video.setAttribute("aria-label", fill(this.t.shareScreenOf, { name: this.peer() }));
-    this.show(fill(this.t.shareViewing, { name: this.peer() }), [
+    video.setAttribute("aria-label", format(this.t.shareScreenOf, { name: this.peer() }));
+    this.show(format(this.t.shareViewing, { name: this.peer() }), [
       [this.t.shareStopViewing, "stop"],
     ]);
     this.box.prepend(video);
