@@ -125,7 +125,7 @@ def conversation(request: HttpRequest, public_id: str) -> HttpResponse:
 
 def _earlier(user: User, chat: Conversation) -> list[dict[str, Any]]:
     # A partner library's librarian sees the rolled-over chat, never the home library's history.
-    if chat.library_id not in services.librarian_libraries(user):
+    if chat.library_id not in selectors.librarian_libraries(user):
         return []
     earlier = selectors.earlier_conversations(chat).select_related("librarian__staff_profile")
     return [

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from chat.errors import ChatError
 from chat.models import Conversation, Ticket, TicketMessage
-from chat.services import transcript_lines
+from chat.selectors import transcript_lines
 from reflib.models import display_name
 from reflib.ratelimit import hit
 

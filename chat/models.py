@@ -226,7 +226,6 @@ class Participant(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="participants"
     )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    joined_at = models.DateTimeField(default=timezone.now)
     left_at = models.DateTimeField(null=True, blank=True)
     last_read_seq = models.PositiveIntegerField(default=0)
 
@@ -272,7 +271,6 @@ class TicketStatus(models.TextChoices):
 class TicketSource(models.TextChoices):
     OFFLINE = "offline", _("left while offline")
     TIMEOUT = "timeout", _("left while waiting")
-    LIBRARIAN = "librarian", _("opened by a librarian")
 
 
 class Ticket(LibraryOwned):

@@ -175,7 +175,7 @@ class Desk:
 
 
 def desk_open(user: User) -> Desk | None:
-    library_ids = services.librarian_libraries(user)
+    library_ids = selectors.librarian_libraries(user)
     if not library_ids:
         return None
     services.presence_touch(user=user)
