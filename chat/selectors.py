@@ -136,9 +136,14 @@ def wait_model(queue: Queue) -> WaitModel:
 
 
 def estimated_wait_s(
-    queue: Queue, position: int, availability: Availability, model: WaitModel | None = None
+    queue: Queue,
+    position: int,
+    availability: Availability | None = None,
+    model: WaitModel | None = None,
 ) -> int | None:
-    """Estimated wait of the patron at ``position`` (1 = next), or None when offline.
+    """Estimated wait of the patron at ``position`` (1 = next), or None when offline: the one
+    estimate of the queue frames and of the queue status (``availability`` and ``model`` are
+    read when not given).
 
     If a free chat slot is waiting for this patron, the wait is the library's recent median
     time to pick up a chat. Otherwise it follows the known formula
@@ -146,6 +151,7 @@ def estimated_wait_s(
     F the free slots and X the capacity (librarians * concurrent chats each): the patron waits
     for that many rounds of chats to end.
     """
+    availability = availability or queue_availability(queue)
     if not availability.online or availability.capacity == 0:
         return None
     model = model or wait_model(queue)

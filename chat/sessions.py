@@ -24,7 +24,7 @@ from chat.models import (
     Sender,
     Status,
 )
-from reflib import ratelimit
+from chat.ratelimit import check_rate
 from reflib.models import Queue, display_name
 
 
@@ -74,12 +74,7 @@ def _ack(event: Event) -> dict[str, Any]:
     }
 
 
-def _check_rate(key: str, limit: tuple[int, int] | None = None) -> None:
-    retry_after = ratelimit.hit(key, limit or settings.REFLIB_RATE_MESSAGES)
-    if retry_after is not None:
-        raise ChatError(
-            "rate_limited", "You are sending messages too fast.", retry_after_s=retry_after
-        )
+TOO_FAST = "You are sending messages too fast."
 
 
 # --- patron ----------
@@ -114,17 +109,22 @@ def patron_position(session: PatronSession) -> dict[str, Any] | None:
     if conversation.status != Status.QUEUED:
         return None
     position = selectors.queue_position(conversation)
-    availability = selectors.queue_availability(conversation.queue)
     return {
         "type": "queue",
         "position": position,
-        "estimated_wait_s": selectors.estimated_wait_s(conversation.queue, position, availability),
+        "estimated_wait_s": selectors.estimated_wait_s(conversation.queue, position),
     }
 
 
 def patron_send(session: PatronSession, client_msg_id: str, body: str) -> dict[str, Any]:
-    _check_rate(f"msg:{session.token_hash}")
-    _check_rate(f"msg:addr:{session.address}", settings.REFLIB_RATE_MESSAGES_ADDRESS)
+    check_rate(
+        key=f"msg:{session.token_hash}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST
+    )
+    check_rate(
+        key=f"msg:addr:{session.address}",
+        limit=settings.REFLIB_RATE_MESSAGES_ADDRESS,
+        detail=TOO_FAST,
+    )
     event, _created = services.message_send(
         conversation_id=session.conversation_id,
         sender=Sender.PATRON,
@@ -235,13 +235,7 @@ def desk_queue(library_ids: list[int]) -> dict[str, Any]:
 
 
 def _visible(user: User, public_id: str) -> Conversation:
-    conversation = (
-        Conversation.objects.select_related("queue__library").filter(public_id=public_id).first()
-    )
-    if conversation is None:
-        raise ChatError("not_found", "No such conversation.")
-    services.check_can_see(conversation, user)
-    return conversation
+    return services.staff_conversation(user=user, public_id=public_id)
 
 
 def desk_accept(user: User, public_id: str) -> ConversationRef:
@@ -258,7 +252,7 @@ def desk_view(user: User, public_id: str) -> ConversationRef:
 def desk_send(
     user: User, public_id: str, client_msg_id: str, body: str, note: bool
 ) -> dict[str, Any]:
-    _check_rate(f"msg:user:{user.pk}")
+    check_rate(key=f"msg:user:{user.pk}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST)
     conversation = _visible(user, public_id)
     event, _created = services.message_send(
         conversation_id=conversation.pk,
@@ -348,13 +342,11 @@ def _share(
     fields: dict[str, Any],
 ) -> ShareRelay:
     librarian_id = _share_participants(conversation, step)
-    retry_after = ratelimit.hit(
-        f"share:{conversation.pk}:{side}", settings.REFLIB_RATE_SHARE_SIGNALS
+    check_rate(
+        key=f"share:{conversation.pk}:{side}",
+        limit=settings.REFLIB_RATE_SHARE_SIGNALS,
+        detail=_("Too many screen-sharing messages."),
     )
-    if retry_after is not None:
-        raise ChatError(
-            "rate_limited", _("Too many screen-sharing messages."), retry_after_s=retry_after
-        )
     outcome = sharing.share_step(
         conversation_id=conversation.pk,
         side=side,
