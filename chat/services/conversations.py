@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events, retention
+from chat import events, frames, retention
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -335,11 +335,10 @@ def positions_publish(*, queue_ids: list[int]) -> None:
         model = wait_model(queue)
         waiting = waiting_conversations([queue.library_id]).filter(queue=queue)
         for position, conversation in enumerate(waiting, start=1):
-            frame = {
-                "type": "queue",
-                "position": position,
-                "estimated_wait_s": estimated_wait_s(queue, position, availability, model),
-            }
+            frame = frames.queue_position(
+                position=position,
+                estimated_wait_s=estimated_wait_s(queue, position, availability, model),
+            )
             events.publish_live(conversation.public_id, frame, audience="patron")
 
 

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
-from chat import events, uploads
+from chat import events, frames, uploads
 from chat.errors import ChatError
 from chat.models import Attachment, Conversation, Event, EventKind, Participant, Sender
 from chat.services.base import _append, _lock
@@ -142,17 +142,20 @@ def file_upload(
 def read_mark(*, conversation_id: int, sender: Sender, user: User | None, seq: int) -> None:
     conversation = Conversation.objects.get(pk=conversation_id)
     seq = min(seq, conversation.last_seq)
-    frame = {"type": "read", "conversation": conversation.public_id, "seq": seq}
+    public_id = conversation.public_id
     if sender == Sender.PATRON:
         Conversation.objects.filter(pk=conversation_id, patron_last_read_seq__lt=seq).update(
             patron_last_read_seq=seq
         )
-        events.publish_live(conversation.public_id, frame | {"from": "patron"}, audience="staff")
+        frame = frames.read(conversation=public_id, sender="patron", seq=seq)
+        events.publish_live(public_id, frame, audience="staff")
     else:
         Participant.objects.filter(
             conversation_id=conversation_id, user=user, last_read_seq__lt=seq
         ).update(last_read_seq=seq)
-        events.publish_live(conversation.public_id, frame | {"from": "librarian"})
+        events.publish_live(
+            public_id, frames.read(conversation=public_id, sender="librarian", seq=seq)
+        )
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
-from chat import events, sharing
+from chat import events, frames, sharing
 from chat.models import Conversation, Event, EventKind, Sender
 from chat.services.base import _append, _lock
 from reflib.models import display_name
@@ -45,10 +45,7 @@ def screen_sharing_end(conversation: Conversation) -> None:
     if share.state == "live":
         _screen_sharing_event(conversation, sharer=Sender(share.sharer), state="ended")
     # The librarian's desk stops by itself (the chat is no longer theirs); the patron is told.
-    stop = {
-        "type": "share_stop",
-        "conversation": conversation.public_id,
-        "from": "librarian",
-        "share": share.id,
-    }
+    stop = frames.share_stop(
+        conversation=conversation.public_id, sender="librarian", share=share.id
+    )
     events.publish_live(conversation.public_id, stop, audience="patron")
