@@ -21,8 +21,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponseBase
-from django.template.defaultfilters import filesizeformat
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -44,9 +43,10 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from chat import origins, selectors, services, tasks
-from chat.errors import HTTP_STATUS, ChatError, ErrorCode
+from chat.errors import ChatError, error_response
 from chat.mail import check_mail_budget
 from chat.models import Conversation, Sender
+from chat.ratelimit import check_rate
 from chat.serializers import (
     ConversationEmailSerializer,
     ConversationStartedSerializer,
@@ -62,9 +62,8 @@ from chat.serializers import (
     TranscriptQueuedSerializer,
     TranscriptRequestSerializer,
 )
-from chat.uploads import UnsupportedFileType, clean_filename, detect_content_type
 from reflib.models import Queue
-from reflib.ratelimit import address_key, client_ip, hit
+from reflib.ratelimit import address_key, client_ip
 
 MAX_JSON_BYTES = 64 * 1024
 # Room for the multipart boundaries and part headers around the file itself.
@@ -82,20 +81,6 @@ TRANSCRIPT_ADDRESS = (
 # --- errors ----------
 
 
-def error_response(
-    status: int,
-    code: ErrorCode,
-    detail: str,
-    *,
-    fields: dict[str, list[str]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body: dict[str, Any] = {"error": code, "detail": detail}
-    if status == 400:
-        body["fields"] = fields or {}
-    return Response(body, status=status, headers=headers)
-
-
 def _field_errors(detail: Any) -> dict[str, list[str]]:
     """DRF's error detail of a flat serializer as ``{"field": [text, ...]}``."""
     if isinstance(detail, dict):
@@ -110,35 +95,28 @@ def _field_errors(detail: Any) -> dict[str, list[str]]:
     }
 
 
-def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """Turn every refusal into the protocol's error body; anything else is a server error."""
-    if isinstance(exc, UnsupportedFileType):
-        return error_response(415, exc.code, exc.detail)
     if isinstance(exc, ChatError):
-        headers = None
-        if exc.retry_after_s is not None:
-            headers = {"Retry-After": str(exc.retry_after_s)}
-        return error_response(HTTP_STATUS[exc.code], exc.code, exc.detail, headers=headers)
+        return error_response(exc)
     if isinstance(exc, exceptions.ValidationError):
-        fields = _field_errors(exc.detail)
-        return error_response(400, "invalid", "Some fields are not valid.", fields=fields)
+        refusal = ChatError("invalid", "Some fields are not valid.")
+        return error_response(refusal, fields=_field_errors(exc.detail))
     if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
-        return error_response(400, "invalid", str(exc.detail))
+        return error_response(ChatError("invalid", str(exc.detail)))
     if isinstance(exc, RequestDataTooBig):
-        return error_response(413, "too_large", "The request is too large.")
+        return error_response(ChatError("too_large", "The request is too large."))
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return error_response(
-            401,
-            "unauthorized",
-            str(exc.detail),
+            ChatError("unauthorized", str(exc.detail)),
             headers={"WWW-Authenticate": PatronTokenAuthentication.www_authenticate},
         )
     if isinstance(exc, Http404 | exceptions.NotFound):
-        return error_response(404, "not_found", "Not found.")
+        return error_response(ChatError("not_found", "Not found."))
     if isinstance(exc, DjangoPermissionDenied | exceptions.PermissionDenied):
-        return error_response(403, "forbidden", "You may not do this.")
+        return error_response(ChatError("forbidden", "You may not do this."))
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return error_response(405, "invalid", str(exc.detail))
+        return error_response(ChatError("invalid", str(exc.detail)), status=405)
     return None
 
 
@@ -250,11 +228,6 @@ class PatronAPIView(APIView):
         self.check_origin(request, queue.library_id)
         return queue
 
-    def check_rate(self, key: str, limit: tuple[int, int], detail: str) -> None:
-        retry_after = hit(key, limit)
-        if retry_after is not None:
-            raise ChatError("rate_limited", detail, retry_after_s=retry_after)
-
     def validated(self, serializer_class: type[Serializer], request: Request) -> dict[str, Any]:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -267,11 +240,17 @@ class PatronAPIView(APIView):
         validation, so malformed attempts spend it too; chats and tickets share it, as both
         create work from an anonymous request), valid fields, the queue, and no block."""
         ip = client_ip(request)
-        self.check_rate(f"start:{address_key(ip)}", settings.REFLIB_RATE_SESSION_START, too_many)
+        check_rate(
+            key=f"start:{address_key(ip)}",
+            limit=settings.REFLIB_RATE_SESSION_START,
+            detail=too_many,
+        )
         data = self.validated(serializer_class, request)
         queue = self.queue(request, data["queue"])
-        self.check_rate(
-            f"start:lib:{queue.library_id}", settings.REFLIB_RATE_SESSION_START_LIBRARY, too_many
+        check_rate(
+            key=f"start:lib:{queue.library_id}",
+            limit=settings.REFLIB_RATE_SESSION_START_LIBRARY,
+            detail=too_many,
         )
         services.check_patron_not_blocked(library=queue.library, ip=ip)
         return ip, data, queue
@@ -438,21 +417,14 @@ class FileUploadView(PatronConversationView):
     )
     def post(self, request: Request, conversation: str) -> Response:
         found = self.conversation(request, conversation)
-        self.check_rate(
-            f"msg:{found.token_hash}", settings.REFLIB_RATE_MESSAGES, "You are sending too fast."
+        check_rate(
+            key=f"msg:{found.token_hash}",
+            limit=settings.REFLIB_RATE_MESSAGES,
+            detail="You are sending too fast.",
         )
         upload = self.validated(FileUploadSerializer, request)["file"]
-        limit = int(settings.REFLIB_UPLOAD_MAX_BYTES)
-        if (upload.size or 0) > limit:
-            raise ChatError("too_large", f"Files may be at most {filesizeformat(limit)}.")
-        content_type = detect_content_type(upload)
-        event = services.file_attach(
-            conversation_id=found.pk,
-            sender=Sender.PATRON,
-            author=None,
-            upload=upload,
-            content_type=content_type,
-            filename=clean_filename(upload.name or "", content_type),
+        event = services.file_upload(
+            conversation_id=found.pk, sender=Sender.PATRON, author=None, upload=upload
         )
         return Response(
             {
@@ -513,15 +485,7 @@ class FileDownloadView(PatronConversationView):
             raise ChatError("forbidden", ORIGIN_REFUSED)
         user = request.user
         assert isinstance(user, User)
-        conversation = (
-            Conversation.objects.select_related("queue__library")
-            .filter(public_id=public_id)
-            .first()
-        )
-        if conversation is None:
-            raise ChatError("not_found", NO_SUCH_CONVERSATION)
-        services.check_can_see(conversation, user)
-        return conversation
+        return services.staff_conversation(user=user, public_id=public_id)
 
 
 class RatingView(PatronConversationView):
@@ -556,8 +520,10 @@ class TranscriptView(PatronConversationView):
         asked = data.get("email", "")
         if not email or (asked and asked.lower() != email.lower()):
             raise exceptions.ValidationError({"email": [TRANSCRIPT_ADDRESS]})
-        self.check_rate(
-            f"transcript:{found.token_hash}", TRANSCRIPT_LIMIT, "Too many transcripts sent."
+        check_rate(
+            key=f"transcript:{found.token_hash}",
+            limit=TRANSCRIPT_LIMIT,
+            detail="Too many transcripts sent.",
         )
         check_mail_budget(email)
         conversation_id = found.pk

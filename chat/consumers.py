@@ -18,10 +18,10 @@ import time
 import uuid
 from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ClassVar, ParamSpec, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from autobahn.exception import Disconnected
@@ -34,8 +34,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chat import events, outages, protocol, sharing
-from chat import sessions as chat_sessions
+from chat import events, frames, outages, protocol, sharing, socket_actions
 from chat.errors import ChatError
 from chat.origins import is_own
 from reflib import ratelimit
@@ -86,18 +85,20 @@ class QueueReads:
 
     def __init__(self, keep: int = 256) -> None:
         self.keep = keep
-        self.reads: OrderedDict[tuple[str, tuple[int, ...]], asyncio.Future[Any]] = OrderedDict()
+        self.reads: OrderedDict[tuple[str, tuple[int, ...]], asyncio.Future[frames.DeskQueue]] = (
+            OrderedDict()
+        )
 
-    async def get(self, change_id: str, library_ids: list[int]) -> dict[str, Any]:
+    async def get(self, change_id: str, library_ids: list[int]) -> frames.DeskQueue:
         key = (change_id, tuple(sorted(library_ids)))
         read = self.reads.get(key)
         if read is None:
-            read = asyncio.ensure_future(orm(chat_sessions.desk_queue)(list(key[1])))
+            read = asyncio.ensure_future(orm(socket_actions.desk_queue)(library_ids=list(key[1])))
             self.reads[key] = read
             while len(self.reads) > self.keep:
                 self.reads.popitem(last=False)
         # Shielded: a desk that disconnects while waiting does not cancel the others' read.
-        return dict(await asyncio.shield(read))
+        return frames.DeskQueue(**await asyncio.shield(read))
 
 
 queue_reads = QueueReads()
@@ -255,20 +256,17 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         await self.channel_layer.send(self.channel_name, {"type": "chat.resume"})
 
     async def chat_resume(self, message: dict[str, Any]) -> None:
-        newest = await orm(chat_sessions.last_seqs)(self.followed_ids())
+        newest = await orm(socket_actions.last_seqs)(conversation_ids=self.followed_ids())
         await self.catch_up(newest)
 
-    async def send_json(self, frame: dict[str, Any]) -> None:
+    async def send_json(self, frame: Mapping[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
 
     async def send_error(self, error: ChatError, frame: dict[str, Any] | None = None) -> None:
-        reply: dict[str, Any] = {"type": "error", "code": error.code, "detail": error.detail}
-        if error.retry_after_s is not None:
-            reply["retry_after_s"] = error.retry_after_s
-        if frame is not None:
-            for key in ("client_msg_id", "conversation", "share"):
-                if isinstance(frame.get(key), str):
-                    reply[key] = frame[key]
+        echo = {key: value for key, value in (frame or {}).items() if isinstance(value, str)}
+        reply = frames.error(
+            code=error.code, detail=error.detail, retry_after_s=error.retry_after_s, echo=echo
+        )
         await self.send_json(reply)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -296,8 +294,9 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
             if self.bad_frames >= MAX_BAD_FRAMES:
                 await self.close(code=CLOSE_BAD_FRAMES)
 
+    @abstractmethod
     async def handle(self, frame: dict[str, Any]) -> None:
-        raise ChatError("invalid", f"Unknown frame type {frame['type']!r}.")
+        """Hand a parsed frame to this side's ``on_<type>`` method (an allow-list of types)."""
 
     def every(self, seconds: float, action: Any) -> None:
         async def loop() -> None:
@@ -331,8 +330,8 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
     async def replay(self, cursor: Cursor) -> None:
         # Frames are handled one at a time per connection, so no live event interleaves here;
         # the ones queued meanwhile are dropped by the cursor check in chat_event.
-        stored = await orm(chat_sessions.events_after)(
-            cursor.conversation_id, cursor.public_id, cursor.seq
+        stored = await orm(socket_actions.events_after)(
+            conversation_id=cursor.conversation_id, public_id=cursor.public_id, seq=cursor.seq
         )
         for seq, frame, staff_only, librarian_id in stored:
             if seq <= cursor.seq:
@@ -365,7 +364,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         if cursor.staff or not message["staff_only"]:
             await self.deliver(frame, message.get("librarian_id"))
 
-    async def deliver(self, frame: dict[str, Any], librarian_id: int | None) -> None:
+    async def deliver(self, frame: frames.StoredFrame, librarian_id: int | None) -> None:
         """Send a stored event; ``librarian_id`` is a status event's librarian."""
         await self.send_json(frame)
 
@@ -417,7 +416,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
     @abstractmethod
     async def share_checked(
         self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
-    ) -> chat_sessions.ShareRelay:
+    ) -> socket_actions.ShareRelay:
         """Check a sharing frame against this side's rights, in the database's thread."""
 
     async def stop_shares(self) -> None:
@@ -434,10 +433,16 @@ class PatronConsumer(ChatConsumer):
 
     staff = False
     # Set by a good hello; None before (and when the handshake was refused before opened()).
-    session: chat_sessions.PatronSession | None = None
+    session: socket_actions.PatronSession | None = None
+    # The frames a patron may send after hello, each handled by its ``on_<type>`` method.
+    frame_types: ClassVar[frozenset[str]] = frozenset(
+        {"send", "typing", "read", "end", "checkin_answer", "ping", "hello"}
+    )
 
     async def opened(self) -> None:
-        allowed = await orm(chat_sessions.origin_allowed_anywhere)(self.origin, self.host)
+        allowed = await orm(socket_actions.origin_allowed_anywhere)(
+            origin=self.origin, host=self.host
+        )
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
@@ -458,13 +463,15 @@ class PatronConsumer(ChatConsumer):
     async def closed(self) -> None:
         if self.session is not None:
             await self.stop_shares()
-            await orm(chat_sessions.patron_left)(self.session)
+            await orm(socket_actions.patron_left)(session=self.session)
 
     async def share_checked(
         self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
-    ) -> chat_sessions.ShareRelay:
+    ) -> socket_actions.ShareRelay:
         assert self.session is not None
-        return await orm(chat_sessions.patron_share)(self.session, step, fields)
+        return await orm(socket_actions.patron_share)(
+            session=self.session, step=step, fields=fields
+        )
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -474,42 +481,51 @@ class PatronConsumer(ChatConsumer):
                 return
             await self.hello(frame)
             return
-        session = self.session
-        if kind == "send":
-            client_msg_id = protocol.client_msg_id_field(frame)
-            body = protocol.body_field(frame)
-            ack = await orm(chat_sessions.patron_send)(session, client_msg_id, body)
-            await self.send_json(ack)
-        elif kind == "typing":
-            active = protocol.bool_field(frame, "active")
-            await events.publish_live_now(
-                session.public_id,
-                {
-                    "type": "typing",
-                    "conversation": session.public_id,
-                    "from": "patron",
-                    "active": active,
-                },
-                origin=self.channel_name,
-                audience="staff",
-            )
-        elif kind == "read":
-            seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
-            await orm(chat_sessions.patron_read)(session, seq or 0)
-        elif kind == "end":
-            await orm(chat_sessions.patron_end)(session)
-        elif kind == "checkin_answer":
-            checkin_id = protocol.text_field(frame, "id", max_length=24)
-            answer = protocol.text_field(frame, "answer", max_length=10)
-            await orm(chat_sessions.patron_checkin_answer)(session, checkin_id, answer)
-        elif kind == "ping":
-            await self.send_json({"type": "pong"})
-        elif kind.startswith("share_"):
+        if kind.startswith("share_"):
             await self.share(frame, kind.removeprefix("share_"))
-        elif kind == "hello":
-            raise ChatError("conflict", "This connection has already said hello.")
+        elif kind in self.frame_types:
+            await getattr(self, f"on_{kind}")(self.session, frame)
         else:
             raise ChatError("invalid", f"Unknown frame type {kind!r}.")
+
+    async def on_send(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
+        client_msg_id = protocol.client_msg_id_field(frame)
+        body = protocol.body_field(frame)
+        ack = await orm(socket_actions.patron_send)(
+            session=session, client_msg_id=client_msg_id, body=body
+        )
+        await self.send_json(ack)
+
+    async def on_typing(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
+        active = protocol.bool_field(frame, "active")
+        await events.publish_live_now(
+            session.public_id,
+            frames.typing(conversation=session.public_id, sender="patron", active=active),
+            origin=self.channel_name,
+            audience="staff",
+        )
+
+    async def on_read(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
+        seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
+        await orm(socket_actions.patron_read)(session=session, seq=seq or 0)
+
+    async def on_end(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
+        await orm(socket_actions.patron_end)(session=session)
+
+    async def on_checkin_answer(
+        self, session: socket_actions.PatronSession, frame: dict[str, Any]
+    ) -> None:
+        checkin_id = protocol.text_field(frame, "id", max_length=24)
+        answer = protocol.text_field(frame, "answer", max_length=10)
+        await orm(socket_actions.patron_checkin_answer)(
+            session=session, checkin_id=checkin_id, answer=answer
+        )
+
+    async def on_ping(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
+        await self.send_json(frames.pong())
+
+    async def on_hello(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
+        raise ChatError("conflict", "This connection has already said hello.")
 
     async def hello(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -523,8 +539,8 @@ class PatronConsumer(ChatConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         try:
-            session = await orm(chat_sessions.patron_hello)(
-                token, self.origin, self.host, address=self.address
+            session = await orm(socket_actions.patron_hello)(
+                token=token, origin=self.origin, host=self.host, address=self.address
             )
         except ChatError as error:
             await self.close(
@@ -537,15 +553,14 @@ class PatronConsumer(ChatConsumer):
             return
         self.session = session
         await self.send_json(
-            {
-                "type": "welcome",
-                "conversation": session.public_id,
-                "status": session.status,
-                "last_seq": session.last_seq,
-            }
+            frames.welcome(
+                conversation=session.public_id,
+                status=cast(frames.StatusName, session.status),
+                last_seq=session.last_seq,
+            )
         )
         await self.follow(session.conversation_id, session.public_id, last_seq)
-        position = await orm(chat_sessions.patron_position)(session)
+        position = await orm(socket_actions.patron_position)(session=session)
         if position is not None:
             await self.send_json(position)
         self.every(HEARTBEAT_S, self._heartbeat)
@@ -553,7 +568,9 @@ class PatronConsumer(ChatConsumer):
     async def _heartbeat(self) -> None:
         assert self.session is not None
         await self.refresh_slots()
-        newest = await orm(chat_sessions.patron_heartbeat)(self.session, self.followed_ids())
+        newest = await orm(socket_actions.patron_heartbeat)(
+            session=self.session, conversation_ids=self.followed_ids()
+        )
         await self.catch_up(newest)
 
 
@@ -561,6 +578,25 @@ class DeskConsumer(ChatConsumer):
     """``/ws/v1/desk/``: a librarian's desk, authenticated by the Django session."""
 
     staff = True
+    # The desk's own frames, each handled by its ``on_<type>(frame)`` method.
+    desk_frame_types: ClassVar[frozenset[str]] = frozenset({"ping", "presence"})
+    # Frames about one conversation (``share`` stands for every ``share_*``), each handled by
+    # its ``on_<type>(frame, public_id)`` method.
+    conversation_frame_types: ClassVar[frozenset[str]] = frozenset(
+        {
+            "accept",
+            "subscribe",
+            "send",
+            "note",
+            "typing",
+            "read",
+            "transfer",
+            "close",
+            "checkin",
+            "share",
+            "block",
+        }
+    )
 
     async def opened(self) -> None:
         user = self.scope.get("user")
@@ -570,7 +606,7 @@ class DeskConsumer(ChatConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        desk = await orm(chat_sessions.desk_open)(user)
+        desk = await orm(socket_actions.desk_open)(user=user)
         if desk is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -585,85 +621,104 @@ class DeskConsumer(ChatConsumer):
 
     async def _heartbeat(self) -> None:
         await self.refresh_slots()
-        newest = await orm(chat_sessions.desk_heartbeat)(self.user, self.followed_ids())
+        newest = await orm(socket_actions.desk_heartbeat)(
+            user=self.user, conversation_ids=self.followed_ids()
+        )
         await self.catch_up(newest)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
-        if kind == "ping":
-            await self.send_json({"type": "pong"})
-            await orm(chat_sessions.desk_alive)(self.user)
-            return
-        if kind == "presence":
-            state = protocol.text_field(frame, "state", max_length=10)
-            await orm(chat_sessions.desk_presence)(self.user, state)
+        if kind in self.desk_frame_types:
+            await getattr(self, f"on_{kind}")(frame)
             return
         public_id = protocol.text_field(frame, "conversation", max_length=24)
-        if kind == "accept":
-            ref = await orm(chat_sessions.desk_accept)(self.user, public_id)
-            await self.send_json({"type": "accepted", "conversation": public_id})
-            await self.follow(ref.conversation_id, ref.public_id, 0)
-        elif kind == "subscribe":
-            last_seq = protocol.int_field(frame, "last_seq", minimum=0, maximum=2**31)
-            ref = await orm(chat_sessions.desk_view)(self.user, public_id)
-            await self.follow(ref.conversation_id, ref.public_id, last_seq or 0)
-        elif kind in ("send", "note"):
-            client_msg_id = protocol.client_msg_id_field(frame)
-            body = protocol.body_field(frame)
-            ack = await orm(chat_sessions.desk_send)(
-                self.user, public_id, client_msg_id, body, kind == "note"
-            )
-            await self.send_json(ack)
-        elif kind == "typing":
-            active = protocol.bool_field(frame, "active")
-            cursor = self._followed(public_id)
-            await events.publish_live_now(
-                cursor.public_id,
-                {
-                    "type": "typing",
-                    "conversation": cursor.public_id,
-                    "from": "librarian",
-                    "active": active,
-                },
-                origin=self.channel_name,
-            )
-        elif kind == "read":
-            seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
-            self._followed(public_id)
-            await orm(chat_sessions.desk_read)(self.user, public_id, seq or 0)
-        elif kind == "transfer":
-            await orm(chat_sessions.desk_transfer)(
-                self.user,
-                public_id,
-                protocol.text_field(frame, "to_user", max_length=150, required=False),
-                protocol.text_field(frame, "to_queue", max_length=101, required=False),
-                protocol.text_field(frame, "note", max_length=protocol.MAX_BODY, required=False),
-            )
-        elif kind == "close":
-            read_level = protocol.int_field(
-                frame, "read_level", minimum=1, maximum=6, required=False
-            )
-            tags = frame.get("tags", [])
-            if not isinstance(tags, list):
-                raise ChatError("invalid", '"tags" must be a list of text.')
-            await orm(chat_sessions.desk_close)(self.user, public_id, read_level, tags)
-        elif kind == "checkin":
-            await orm(chat_sessions.desk_checkin)(self.user, public_id)
-        elif kind.startswith("share_"):
-            self._followed(public_id)
-            await self.share(frame, kind.removeprefix("share_"))
-        elif kind == "block":
-            hours = protocol.int_field(frame, "hours", minimum=1, maximum=24 * 90, required=False)
-            reason = protocol.text_field(frame, "reason", max_length=200, required=False)
-            await orm(chat_sessions.desk_block)(self.user, public_id, hours or 24, reason)
-        else:
+        method = "share" if kind.startswith("share_") else kind
+        if method not in self.conversation_frame_types:
             raise ChatError("invalid", f"Unknown frame type {kind!r}.")
+        await getattr(self, f"on_{method}")(frame, public_id)
 
-    async def deliver(self, frame: dict[str, Any], librarian_id: int | None) -> None:
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json(frames.pong())
+        await orm(socket_actions.desk_alive)(user=self.user)
+
+    async def on_presence(self, frame: dict[str, Any]) -> None:
+        state = protocol.text_field(frame, "state", max_length=10)
+        await orm(socket_actions.desk_presence)(user=self.user, state=state)
+
+    async def on_accept(self, frame: dict[str, Any], public_id: str) -> None:
+        ref = await orm(socket_actions.desk_accept)(user=self.user, public_id=public_id)
+        await self.send_json(frames.accepted(conversation=public_id))
+        await self.follow(ref.conversation_id, ref.public_id, 0)
+
+    async def on_subscribe(self, frame: dict[str, Any], public_id: str) -> None:
+        last_seq = protocol.int_field(frame, "last_seq", minimum=0, maximum=2**31)
+        ref = await orm(socket_actions.desk_view)(user=self.user, public_id=public_id)
+        await self.follow(ref.conversation_id, ref.public_id, last_seq or 0)
+
+    async def on_send(self, frame: dict[str, Any], public_id: str, *, note: bool = False) -> None:
+        client_msg_id = protocol.client_msg_id_field(frame)
+        body = protocol.body_field(frame)
+        ack = await orm(socket_actions.desk_send)(
+            user=self.user, public_id=public_id, client_msg_id=client_msg_id, body=body, note=note
+        )
+        await self.send_json(ack)
+
+    async def on_note(self, frame: dict[str, Any], public_id: str) -> None:
+        await self.on_send(frame, public_id, note=True)
+
+    async def on_typing(self, frame: dict[str, Any], public_id: str) -> None:
+        active = protocol.bool_field(frame, "active")
+        cursor = self._followed(public_id)
+        await events.publish_live_now(
+            cursor.public_id,
+            frames.typing(conversation=cursor.public_id, sender="librarian", active=active),
+            origin=self.channel_name,
+        )
+
+    async def on_read(self, frame: dict[str, Any], public_id: str) -> None:
+        seq = protocol.int_field(frame, "seq", minimum=0, maximum=2**31)
+        self._followed(public_id)
+        await orm(socket_actions.desk_read)(user=self.user, public_id=public_id, seq=seq or 0)
+
+    async def on_transfer(self, frame: dict[str, Any], public_id: str) -> None:
+        await orm(socket_actions.desk_transfer)(
+            user=self.user,
+            public_id=public_id,
+            to_user=protocol.text_field(frame, "to_user", max_length=150, required=False),
+            to_queue=protocol.text_field(frame, "to_queue", max_length=101, required=False),
+            note=protocol.text_field(frame, "note", max_length=protocol.MAX_BODY, required=False),
+        )
+
+    async def on_close(self, frame: dict[str, Any], public_id: str) -> None:
+        read_level = protocol.int_field(frame, "read_level", minimum=1, maximum=6, required=False)
+        tags = frame.get("tags", [])
+        if not isinstance(tags, list):
+            raise ChatError("invalid", '"tags" must be a list of text.')
+        await orm(socket_actions.desk_close)(
+            user=self.user, public_id=public_id, read_level=read_level, tags=tags
+        )
+
+    async def on_checkin(self, frame: dict[str, Any], public_id: str) -> None:
+        await orm(socket_actions.desk_checkin)(user=self.user, public_id=public_id)
+
+    async def on_share(self, frame: dict[str, Any], public_id: str) -> None:
+        self._followed(public_id)
+        await self.share(frame, frame["type"].removeprefix("share_"))
+
+    async def on_block(self, frame: dict[str, Any], public_id: str) -> None:
+        hours = protocol.int_field(frame, "hours", minimum=1, maximum=24 * 90, required=False)
+        reason = protocol.text_field(frame, "reason", max_length=200, required=False)
+        await orm(socket_actions.desk_block)(
+            user=self.user, public_id=public_id, hours=hours or 24, reason=reason
+        )
+
+    async def deliver(self, frame: frames.StoredFrame, librarian_id: int | None) -> None:
         # Display names need not be unique: the desk learns from the user's id whether the
         # conversation is this librarian's (docs/protocol.md, section 11).
         if frame["type"] == "status":
-            frame = frame | {"mine": librarian_id == self.user_id}
+            mine: frames.Status = {**frame, "mine": librarian_id == self.user_id}
+            await self.send_json(mine)
+            return
         await self.send_json(frame)
 
     async def chat_access_changed(self, message: dict[str, Any]) -> None:
@@ -675,9 +730,11 @@ class DeskConsumer(ChatConsumer):
 
     async def share_checked(
         self, frame: dict[str, Any], step: sharing.Step, fields: dict[str, Any]
-    ) -> chat_sessions.ShareRelay:
+    ) -> socket_actions.ShareRelay:
         public_id = protocol.text_field(frame, "conversation", max_length=24)
-        return await orm(chat_sessions.desk_share)(self.user, public_id, step, fields)
+        return await orm(socket_actions.desk_share)(
+            user=self.user, public_id=public_id, step=step, fields=fields
+        )
 
     def _followed(self, public_id: str) -> Cursor:
         cursor = self.cursors.get(public_id)
@@ -695,10 +752,8 @@ class DeskConsumer(ChatConsumer):
 
     async def chat_user_conversation(self, message: dict[str, Any]) -> None:
         """A colleague transferred a conversation to this librarian: follow it."""
-        ref = await orm(chat_sessions.desk_view)(self.user, message["conversation"])
-        await self.send_json(
-            {"type": "assigned", "conversation": ref.public_id, "reason": message["reason"]}
-        )
+        ref = await orm(socket_actions.desk_view)(user=self.user, public_id=message["conversation"])
+        await self.send_json(frames.assigned(conversation=ref.public_id, reason=message["reason"]))
         await self.follow(ref.conversation_id, ref.public_id, 0)
 
 

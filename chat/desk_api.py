@@ -13,7 +13,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -21,21 +20,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import selectors, services, uploads
-from chat.errors import HTTP_STATUS, ChatError
+from chat import selectors, services
+from chat.errors import ChatError, error_response
 from chat.models import CannedResponse, Conversation, Sender, Status
 from chat.views import colleagues_on_now
 from reflib.models import Library, Queue, display_name
 
 EARLIER_SHOWN = 10
 View = Callable[..., HttpResponse]
-
-
-def error_response(error: ChatError, *, status: int | None = None) -> JsonResponse:
-    return JsonResponse(
-        {"error": error.code, "detail": error.detail},
-        status=status or HTTP_STATUS[error.code],
-    )
 
 
 def librarian_api(view: View) -> View:
@@ -62,18 +54,6 @@ def _user(request: HttpRequest) -> User:
     return request.user
 
 
-def _visible_conversation(user: User, public_id: str) -> Conversation:
-    conversation = (
-        Conversation.objects.select_related("queue__library", "library", "librarian__staff_profile")
-        .filter(public_id=public_id)
-        .first()
-    )
-    if conversation is None:
-        raise ChatError("not_found", _("No such conversation."))
-    services.check_can_see(conversation, user)
-    return conversation
-
-
 @require_GET
 @librarian_api
 def colleagues(request: HttpRequest) -> HttpResponse:
@@ -97,7 +77,7 @@ def canned_responses(request: HttpRequest) -> HttpResponse:
 @librarian_api
 def conversation(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
-    chat = _visible_conversation(user, public_id)
+    chat = services.staff_conversation(user=user, public_id=public_id, details=True)
     queue = chat.queue
     return JsonResponse(
         {
@@ -125,7 +105,7 @@ def conversation(request: HttpRequest, public_id: str) -> HttpResponse:
 
 def _earlier(user: User, chat: Conversation) -> list[dict[str, Any]]:
     # A partner library's librarian sees the rolled-over chat, never the home library's history.
-    if chat.library_id not in services.librarian_libraries(user):
+    if chat.library_id not in selectors.librarian_libraries(user):
         return []
     earlier = selectors.earlier_conversations(chat).select_related("librarian__staff_profile")
     return [
@@ -177,25 +157,14 @@ def _transfer_queues(queue: Queue) -> list[dict[str, str]]:
 def file_upload(request: HttpRequest, public_id: str) -> HttpResponse:
     """The conversation's librarian shares a file: an image or a PDF, checked by content."""
     user = _user(request)
-    chat = _visible_conversation(user, public_id)
+    chat = services.staff_conversation(user=user, public_id=public_id, details=True)
     if chat.status != Status.ACTIVE or chat.librarian_id != user.pk:
         raise ChatError("forbidden", _("Only the librarian answering this chat can send files."))
     upload = request.FILES.get("file")
     if upload is None or not upload.size:
         raise ChatError("invalid", _("Choose a file to send."))
-    if upload.size > settings.REFLIB_UPLOAD_MAX_BYTES:
-        raise ChatError("too_large", _("The file is too large."))
-    try:
-        content_type = uploads.detect_content_type(upload)
-    except uploads.UnsupportedFileType as error:
-        return error_response(error, status=415)
-    event = services.file_attach(
-        conversation_id=chat.pk,
-        sender=Sender.LIBRARIAN,
-        author=user,
-        upload=upload,
-        content_type=content_type,
-        filename=uploads.clean_filename(upload.name or "", content_type),
+    event = services.file_upload(
+        conversation_id=chat.pk, sender=Sender.LIBRARIAN, author=user, upload=upload
     )
     return JsonResponse(
         {
@@ -203,7 +172,7 @@ def file_upload(request: HttpRequest, public_id: str) -> HttpResponse:
             "seq": event.seq,
             "filename": event.data["filename"],
             "size": event.data["size"],
-            "content_type": content_type,
+            "content_type": event.data["content_type"],
             "url": event.data["url"],
         },
         status=201,

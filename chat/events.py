@@ -4,18 +4,20 @@ Services call these functions inside their transaction; the message is sent to t
 layer only after the transaction commits (``transaction.on_commit``), so a consumer that hears
 a doorbell always finds the stored event in the database. The channel layer is at-most-once:
 a dropped notification is repaired by the consumer's replay from the database (by ``seq``).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the notices' optional keys are read from their
+evaluated annotations (chat.frames says the same).
+"""
 
 import logging
 import uuid
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chat import frames
 from chat.models import Conversation, Event, EventKind
 from chat.outages import LAYER_ERRORS, tolerate_layer
 
@@ -34,13 +36,16 @@ def user_group(user_id: int) -> str:
     return f"chat.user.{user_id}"
 
 
+LiveFrame = frames.QueuePosition | frames.Typing | frames.Read | frames.ShareFrame
+
+
 class EventNotice(TypedDict):
     """Channel-layer message for a stored event; ``staff_only`` events never reach patrons.
     ``librarian_id`` is the librarian a status event records: desks tell each librarian whether
     the conversation is theirs (``mine``), and no patron ever sees a user's id."""
 
     type: Literal["chat.event"]
-    event: dict[str, Any]
+    event: frames.StoredFrame
     staff_only: bool
     librarian_id: NotRequired[int]
 
@@ -49,7 +54,7 @@ class LiveNotice(TypedDict):
     """Channel-layer message for a live-only frame (typing, read, queue position)."""
 
     type: Literal["chat.live"]
-    frame: dict[str, Any]
+    frame: LiveFrame
     audience: Literal["all", "patron", "staff"]
     origin: NotRequired[str]
     # Only this librarian's desks (screen-sharing signalling, for the one answering the chat).
@@ -69,54 +74,85 @@ class UserNotice(TypedDict):
     reason: str
 
 
-def event_frame(event: Event, conversation_public_id: str) -> dict[str, Any]:
-    """Serialise a stored event for the wire. ``from`` is a keyword, hence the plain dict."""
-    frame: dict[str, Any] = {
-        "type": event.kind,
-        "conversation": conversation_public_id,
-        "seq": event.seq,
-        "ts": event.created_at.isoformat(),
-    }
+def event_frame(event: Event, conversation_public_id: str) -> frames.StoredFrame:
+    """Serialise a stored event for the wire (its shape is the kind's in chat.frames)."""
+    seq, ts = event.seq, event.created_at.isoformat()
+    sender = cast(frames.From, event.sender)
     data = event.data
-    if event.kind in (EventKind.MESSAGE, EventKind.NOTE):
-        frame.update(id=event.public_id, name=event.author_name, body=event.body)
-        if event.kind == EventKind.MESSAGE:
-            frame["client_msg_id"] = event.client_msg_id
-            frame["from"] = event.sender
-            if "action" in data:
-                frame["action"] = data["action"]
-        else:
-            frame["client_msg_id"] = event.client_msg_id
-    elif event.kind == EventKind.FILE:
-        frame.update(
-            {
-                "id": event.public_id,
-                "from": event.sender,
-                "name": event.author_name,
-                "filename": data.get("filename", ""),
-                "size": data.get("size", 0),
-                "content_type": data.get("content_type", ""),
-                "url": data.get("url", ""),
-            }
-        )
-    elif event.kind == EventKind.STATUS:
-        frame.update(status=data["status"], librarian=data.get("librarian"))
+    if event.kind == EventKind.MESSAGE:
+        message: frames.Message = {
+            "type": "message",
+            "conversation": conversation_public_id,
+            "seq": seq,
+            "ts": ts,
+            "id": event.public_id,
+            "name": event.author_name,
+            "body": event.body,
+            "client_msg_id": event.client_msg_id,
+            "from": sender,
+        }
+        if "action" in data:
+            message["action"] = data["action"]
+        return message
+    if event.kind == EventKind.NOTE:
+        return {
+            "type": "note",
+            "conversation": conversation_public_id,
+            "seq": seq,
+            "ts": ts,
+            "id": event.public_id,
+            "name": event.author_name,
+            "body": event.body,
+            "client_msg_id": event.client_msg_id,
+        }
+    if event.kind == EventKind.FILE:
+        return {
+            "type": "file",
+            "conversation": conversation_public_id,
+            "seq": seq,
+            "ts": ts,
+            "id": event.public_id,
+            "from": sender,
+            "name": event.author_name,
+            "filename": data.get("filename", ""),
+            "size": data.get("size", 0),
+            "content_type": data.get("content_type", ""),
+            "url": data.get("url", ""),
+        }
+    if event.kind == EventKind.STATUS:
+        status: frames.Status = {
+            "type": "status",
+            "conversation": conversation_public_id,
+            "seq": seq,
+            "ts": ts,
+            "status": data["status"],
+            "librarian": data.get("librarian"),
+        }
         if data.get("reason"):
-            frame["reason"] = data["reason"]
+            status["reason"] = data["reason"]
         if "sharing" in data:
-            frame.update(sharing=data["sharing"], sharer=data["sharer"])
-    elif event.kind == EventKind.CHECKIN:
-        frame.update(
-            {
-                "id": event.public_id,
-                "from": event.sender,
-                "name": event.author_name,
-                "body": event.body,
-            }
-        )
-    elif event.kind == EventKind.CHECKIN_ANSWER:
-        frame.update(id=data["checkin"], answer=data["answer"])
-    return frame
+            status["sharing"] = data["sharing"]
+            status["sharer"] = data["sharer"]
+        return status
+    if event.kind == EventKind.CHECKIN:
+        return {
+            "type": "checkin",
+            "conversation": conversation_public_id,
+            "seq": seq,
+            "ts": ts,
+            "id": event.public_id,
+            "from": sender,
+            "name": event.author_name,
+            "body": event.body,
+        }
+    return {
+        "type": "checkin_answer",
+        "conversation": conversation_public_id,
+        "seq": seq,
+        "ts": ts,
+        "id": data["checkin"],
+        "answer": data["answer"],
+    }
 
 
 def status_librarian_id(event: Event) -> int | None:
@@ -164,7 +200,7 @@ def publish_queue_changed(*library_ids: int) -> None:
 
 def publish_live(
     conversation_public_id: str,
-    frame: dict[str, Any],
+    frame: LiveFrame,
     *,
     audience: Literal["all", "patron", "staff"] = "all",
 ) -> None:
@@ -175,7 +211,7 @@ def publish_live(
 
 async def publish_live_now(
     conversation_public_id: str,
-    frame: dict[str, Any],
+    frame: LiveFrame,
     *,
     origin: str,
     audience: Literal["all", "patron", "staff"] = "all",

@@ -10,11 +10,10 @@ from django.core.mail import send_mail
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
-from chat.errors import ChatError
 from chat.models import Conversation, Ticket, TicketMessage
-from chat.services import transcript_lines
+from chat.ratelimit import check_rate
+from chat.selectors import transcript_lines
 from reflib.models import display_name
-from reflib.ratelimit import hit
 
 # A receipt quotes this much of the question: enough to recognise it, too little to carry
 # someone else's message to an address that never asked for it.
@@ -29,13 +28,11 @@ def check_mail_budget(email: str) -> None:
         ("mail:all", settings.REFLIB_RATE_MAIL_TOTAL),
     )
     for key, limit in limits:
-        retry_after = hit(key, limit)
-        if retry_after is not None:
-            raise ChatError(
-                "rate_limited",
-                _("Too many e-mails to this address for now; try again later."),
-                retry_after_s=retry_after,
-            )
+        check_rate(
+            key=key,
+            limit=limit,
+            detail=_("Too many e-mails to this address for now; try again later."),
+        )
 
 
 def ticket_url(ticket: Ticket, access_key: str) -> str:

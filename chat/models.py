@@ -226,7 +226,6 @@ class Participant(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="participants"
     )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    joined_at = models.DateTimeField(default=timezone.now)
     left_at = models.DateTimeField(null=True, blank=True)
     last_read_seq = models.PositiveIntegerField(default=0)
 
@@ -272,7 +271,6 @@ class TicketStatus(models.TextChoices):
 class TicketSource(models.TextChoices):
     OFFLINE = "offline", _("left while offline")
     TIMEOUT = "timeout", _("left while waiting")
-    LIBRARIAN = "librarian", _("opened by a librarian")
 
 
 class Ticket(LibraryOwned):
@@ -354,7 +352,13 @@ class PatronBlockQuerySet(ScopedQuerySet["PatronBlock"]):
 
 
 class PatronBlock(LibraryOwned):
-    """A patron token or IP address that may not start or continue chats until ``until``."""
+    """A patron blocked by staff (``services.patron_block``), until ``until``.
+
+    The block ends the patron's chat, and their IP address may start no chat and leave no
+    ticket with the library meanwhile (``services.check_patron_not_blocked``). The token's hash
+    is kept as well and ``active`` matches it, but a token opens only the one conversation that
+    the block has already ended: the address is what keeps the patron out.
+    """
 
     token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     ip = models.GenericIPAddressField(null=True, blank=True)

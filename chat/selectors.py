@@ -24,8 +24,8 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from chat.models import Conversation, Presence, PresenceState, Status
-from reflib.models import Library, Queue
+from chat.models import Conversation, EventKind, Presence, PresenceState, Status
+from reflib.models import Library, Membership, Queue
 from staffing import selectors as roster
 from staffing.presence import last_shift_ends
 
@@ -35,6 +35,13 @@ DEFAULT_HANDLING_S = 420
 DEFAULT_PICKUP_S = 30
 RECENT_CHATS = 50
 NO_LONGER_READABLE = "This chat has ended; its token no longer opens it."
+
+
+def librarian_libraries(user: User) -> list[int]:
+    """The ids of the libraries whose conversations ``user`` answers (all, for a superuser)."""
+    if user.is_superuser:
+        return list(Library.objects.values_list("pk", flat=True))
+    return list(Membership.objects.filter(user=user).values_list("library_id", flat=True))
 
 
 def available_librarians(library_ids: list[int], *, now: datetime | None = None) -> QuerySet[User]:
@@ -129,9 +136,14 @@ def wait_model(queue: Queue) -> WaitModel:
 
 
 def estimated_wait_s(
-    queue: Queue, position: int, availability: Availability, model: WaitModel | None = None
+    queue: Queue,
+    position: int,
+    availability: Availability | None = None,
+    model: WaitModel | None = None,
 ) -> int | None:
-    """Estimated wait of the patron at ``position`` (1 = next), or None when offline.
+    """Estimated wait of the patron at ``position`` (1 = next), or None when offline: the one
+    estimate of the queue frames and of the queue status (``availability`` and ``model`` are
+    read when not given).
 
     If a free chat slot is waiting for this patron, the wait is the library's recent median
     time to pick up a chat. Otherwise it follows the known formula
@@ -139,6 +151,7 @@ def estimated_wait_s(
     F the free slots and X the capacity (librarians * concurrent chats each): the patron waits
     for that many rounds of chats to end.
     """
+    availability = availability or queue_availability(queue)
     if not availability.online or availability.capacity == 0:
         return None
     model = model or wait_model(queue)
@@ -183,6 +196,18 @@ def earlier_conversations(conversation: Conversation) -> QuerySet[Conversation]:
         created_at__lt=conversation.created_at,
         erased_at__isnull=True,
     ).order_by("-created_at")
+
+
+def transcript_lines(conversation: Conversation) -> list[str]:
+    """The patron-visible transcript, for the e-mail."""
+    lines = []
+    for event in conversation.events.filter(staff_only=False).order_by("seq"):
+        when = timezone.localtime(event.created_at, conversation.library.zone).strftime("%H:%M")
+        if event.kind == EventKind.MESSAGE:
+            lines.append(f"[{when}] {event.author_name}: {event.body}")
+        elif event.kind == EventKind.FILE:
+            lines.append(f"[{when}] {event.author_name} shared {event.data.get('filename', '')}")
+    return lines
 
 
 def patron_may_read(conversation: Conversation, *, now: datetime | None = None) -> bool:

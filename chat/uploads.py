@@ -36,6 +36,8 @@ MAX_FILENAME = 200
 class UnsupportedFileType(ChatError):
     """Content of a type reflib does not accept: ``invalid``, which HTTP answers with 415."""
 
+    http_status = 415
+
     def __init__(self) -> None:
         super().__init__("invalid", "Only images (PNG, JPEG, GIF, WebP) and PDF files.")
 

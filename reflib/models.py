@@ -109,9 +109,6 @@ class Library(models.Model):
     def compiled_card_patterns(self) -> list[re.Pattern[str]]:
         return compile_patterns(self.card_patterns.splitlines())
 
-    def allows_origin(self, origin: str) -> bool:
-        return self.allowed_origins.filter(origin=origin.lower()).exists()
-
 
 M = TypeVar("M", bound=models.Model)
 
@@ -310,10 +307,6 @@ class StaffProfile(models.Model):
         return self.display_name
 
 
-class MembershipQuerySet(ScopedQuerySet["Membership"]):
-    pass
-
-
 class Membership(LibraryOwned):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -323,7 +316,7 @@ class Membership(LibraryOwned):
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.LIBRARIAN)
 
-    objects = MembershipQuerySet.as_manager()
+    objects = ScopedQuerySet["Membership"].as_manager()
 
     class Meta:
         ordering = ["library", "user__username"]

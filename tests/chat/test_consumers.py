@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from pytest_django import Settings
 
-from chat import consumers, events, services
+from chat import consumers, events, frames, services
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -1143,13 +1143,13 @@ async def test_desks_of_one_process_share_one_read_of_a_changed_queue(
     cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[list[int]] = []
-    desk_queue = consumers.chat_sessions.desk_queue
+    desk_queue = consumers.socket_actions.desk_queue
 
-    def counted(library_ids: list[int]) -> dict[str, Any]:
+    def counted(*, library_ids: list[int]) -> frames.DeskQueue:
         reads.append(library_ids)
-        return desk_queue(library_ids)
+        return desk_queue(library_ids=library_ids)
 
-    monkeypatch.setattr(consumers.chat_sessions, "desk_queue", counted)
+    monkeypatch.setattr(consumers.socket_actions, "desk_queue", counted)
     librarian_desk, _welcome = await sockets.desk(cast.librarian)
     manager_desk, _welcome = await sockets.desk(cast.manager)
     other_desk, _welcome = await sockets.desk(cast.other_librarian)

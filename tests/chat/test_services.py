@@ -35,6 +35,7 @@ from tests.conftest import Cast
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 Notice = tuple[str, dict[str, Any]]
+Frame = dict[str, Any]
 
 
 @pytest.fixture
@@ -49,17 +50,53 @@ def conv_group(started: Started) -> str:
     return f"chat.conv.{started.public_id}"
 
 
-def event_notice(started: Started, seq: int, *, librarian: User | None = None) -> Notice:
-    """The notice of stored event ``seq``; ``librarian``: the one its status event records."""
+# Where an expected frame has the stored event's own id (random, so read from the row).
+STORED_ID = "<the stored event's id>"
+
+
+def event_notice(
+    started: Started,
+    seq: int,
+    frame: dict[str, Any],
+    *,
+    staff_only: bool = False,
+    librarian: User | None = None,
+) -> Notice:
+    """The notice of stored event ``seq``, its frame written out by the test; the conversation,
+    ``seq`` and time are added, and the id where ``frame`` says ``STORED_ID``. ``librarian``:
+    the one a status event records."""
     event = Event.objects.get(conversation_id=started.pk, seq=seq)
-    message = {
-        "type": "chat.event",
-        "event": events.event_frame(event, started.public_id),
-        "staff_only": event.staff_only,
+    written = {
+        key: event.public_id if value == STORED_ID else value for key, value in frame.items()
     }
+    expected = {
+        **written,
+        "conversation": started.public_id,
+        "seq": seq,
+        "ts": event.created_at.isoformat(),
+    }
+    message = {"type": "chat.event", "event": expected, "staff_only": staff_only}
     if librarian is not None:
         message["librarian_id"] = librarian.pk
     return conv_group(started), message
+
+
+def message_frame(body: str, *, name: str, sender: str, client_msg_id: str | None) -> Frame:
+    return {
+        "type": "message",
+        "id": STORED_ID,
+        "name": name,
+        "body": body,
+        "client_msg_id": client_msg_id,
+        "from": sender,
+    }
+
+
+def status_frame(status: str, librarian: str | None, reason: str = "") -> Frame:
+    frame: Frame = {"type": "status", "status": status, "librarian": librarian}
+    if reason:
+        frame["reason"] = reason
+    return frame
 
 
 def queue_changed(library_id: int) -> Notice:
@@ -760,13 +797,15 @@ def test_conversation_start_publishes_its_events_the_queue_change_and_the_positi
     with django_capture_on_commit_callbacks(execute=True):
         started = start(cast.queue)
 
+    question = message_frame(
+        "Do you have The Hobbit?", name="Pat Patron", sender="patron", client_msg_id=None
+    )
     assert published == [
-        event_notice(started, 1),
-        event_notice(started, 2),
+        event_notice(started, 1, question),
+        event_notice(started, 2, status_frame("queued", None)),
         queue_changed(cast.library.pk),
         live(started, {"type": "queue", "position": 1, "estimated_wait_s": None}, "patron"),
     ]
-    assert published[0][1]["staff_only"] is False
 
 
 def test_a_resend_stores_nothing_and_rings_the_same_event_again(
@@ -782,7 +821,8 @@ def test_a_resend_stores_nothing_and_rings_the_same_event_again(
     with django_capture_on_commit_callbacks(execute=True):
         patron_says(started, "once")
 
-    assert published == [event_notice(started, 3), event_notice(started, 3)]
+    said = message_frame("Hello?", name="Pat Patron", sender="patron", client_msg_id="once")
+    assert published == [event_notice(started, 3, said), event_notice(started, 3, said)]
     assert fresh(started).last_seq == 3
 
 
@@ -841,9 +881,14 @@ def test_note_is_published_as_staff_only(
             note=True,
         )
 
-    assert published == [event_notice(started, 4)]
-    assert published[0][1]["staff_only"] is True
-    assert published[0][1]["event"]["type"] == "note"
+    note = {
+        "type": "note",
+        "id": STORED_ID,
+        "name": "Lena",
+        "body": "internal",
+        "client_msg_id": "n",
+    }
+    assert published == [event_notice(started, 4, note, staff_only=True)]
 
 
 def test_accept_publishes_the_active_status_the_queue_change_and_new_positions(
@@ -858,9 +903,7 @@ def test_accept_publishes_the_active_status_the_queue_change_and_new_positions(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_accept(conversation_id=first.pk, user=cast.librarian)
 
-    status_notice = event_notice(first, 3, librarian=cast.librarian)
-    assert status_notice[1]["event"]["status"] == "active"
-    assert status_notice[1]["event"]["librarian"] == "Lena"
+    status_notice = event_notice(first, 3, status_frame("active", "Lena"), librarian=cast.librarian)
     # Lena has two free slots left, so the next patron waits the median pickup time: that of
     # the one chat just accepted, a few milliseconds.
     assert published == [
@@ -880,8 +923,10 @@ def test_patron_ending_a_waiting_chat_publishes_the_status_and_the_queue_change(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_end_by_patron(conversation_id=started.pk)
 
-    assert published == [event_notice(started, 3), queue_changed(cast.library.pk)]
-    assert published[0][1]["event"]["status"] == "abandoned"
+    assert published == [
+        event_notice(started, 3, status_frame("abandoned", None, "ended by patron")),
+        queue_changed(cast.library.pk),
+    ]
 
 
 def test_close_of_an_active_chat_publishes_only_its_status(
@@ -894,7 +939,14 @@ def test_close_of_an_active_chat_publishes_only_its_status(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_close(conversation_id=started.pk, user=cast.librarian)
 
-    assert published == [event_notice(started, 4, librarian=cast.librarian)]
+    assert published == [
+        event_notice(
+            started,
+            4,
+            status_frame("closed", "Lena", "closed by librarian"),
+            librarian=cast.librarian,
+        )
+    ]
 
 
 def test_closing_an_active_chat_tells_waiting_patrons_their_new_wait(
@@ -982,9 +1034,15 @@ def test_transfer_to_a_colleague_publishes_the_note_the_status_and_the_assignmen
             conversation_id=started.pk, user=cast.librarian, to_user=cast.manager, note="Yours"
         )
 
+    note = {"type": "note", "id": STORED_ID, "name": "Lena", "body": "Yours", "client_msg_id": None}
     assert published == [
-        event_notice(started, 4),
-        event_notice(started, 5, librarian=cast.manager),
+        event_notice(started, 4, note, staff_only=True),
+        event_notice(
+            started,
+            5,
+            status_frame("active", "Mara", "transferred to Mara"),
+            librarian=cast.manager,
+        ),
         (
             f"chat.user.{cast.manager.pk}",
             {
@@ -994,8 +1052,6 @@ def test_transfer_to_a_colleague_publishes_the_note_the_status_and_the_assignmen
             },
         ),
     ]
-    assert published[0][1]["staff_only"] is True
-    assert published[1][1]["staff_only"] is False
 
 
 def test_transfer_to_a_partner_queue_publishes_to_both_libraries_desks(
@@ -1011,8 +1067,8 @@ def test_transfer_to_a_partner_queue_publishes_to_both_libraries_desks(
             conversation_id=started.pk, user=cast.librarian, to_queue=cast.other_queue
         )
 
-    assert published[0] == event_notice(started, 4)
-    assert published[0][1]["event"]["status"] == "queued"
+    reason = f"transferred to {cast.other_queue.name}"
+    assert published[0] == event_notice(started, 4, status_frame("queued", None, reason))
     assert sorted(published[1:3]) == sorted(
         [queue_changed(cast.library.pk), queue_changed(cast.other_library.pk)]
     )
@@ -1034,16 +1090,15 @@ def test_checkin_and_its_answer_are_published_to_everyone(
             conversation_id=started.pk, checkin_id=checkin.public_id, answer="yes"
         )
 
-    assert published == [event_notice(started, 4), event_notice(started, 5)]
-    assert [message["staff_only"] for _group, message in published] == [False, False]
-    assert published[1][1]["event"] == {
-        "type": "checkin_answer",
-        "conversation": started.public_id,
-        "seq": 5,
-        "ts": published[1][1]["event"]["ts"],
-        "id": checkin.public_id,
-        "answer": "yes",
+    asked = {
+        "type": "checkin",
+        "id": STORED_ID,
+        "from": "librarian",
+        "name": "Lena",
+        "body": "Does this answer your question?",
     }
+    answered = {"type": "checkin_answer", "id": checkin.public_id, "answer": "yes"}
+    assert published == [event_notice(started, 4, asked), event_notice(started, 5, answered)]
 
 
 def test_nothing_is_published_when_the_transaction_rolls_back(

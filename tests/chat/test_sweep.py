@@ -130,10 +130,23 @@ def test_patron_waiting_past_the_unanswered_limit_is_offered_a_ticket_once(
     assert offer.kind == EventKind.MESSAGE
     assert offer.seq == 3
     assert offer.data == {"action": "offer_ticket"}
-    frame = events.event_frame(offer, started.public_id)
-    assert frame["from"] == "system"
-    assert frame["action"] == "offer_ticket"
-    assert [message.get("event") for _group, message in sent] == [frame]
+    assert [message.get("event") for _group, message in sent] == [
+        {
+            "type": "message",
+            "conversation": started.public_id,
+            "seq": 3,
+            "ts": offer.created_at.isoformat(),
+            "id": offer.public_id,
+            "name": "Demo Public Library",
+            "body": (
+                "No librarian is free yet. You can keep waiting, or leave your question "
+                "and we will answer by e-mail."
+            ),
+            "client_msg_id": None,
+            "from": "system",
+            "action": "offer_ticket",
+        }
+    ]
     conversation = fresh(started)
     assert conversation.status == Status.QUEUED
     assert conversation.ticket_offered_at == now

@@ -18,7 +18,7 @@ from pytest_django import Settings
 from chat import services
 from chat.errors import ChatError
 from chat.models import Conversation, Participant, PatronBlock, Presence, Sender, Ticket
-from chat.sessions import desk_queue, desk_send, desk_transfer
+from chat.socket_actions import desk_queue, desk_send, desk_transfer
 from reflib.models import Membership, Queue, Role
 from reflib.services import staff_upsert
 from reflib.validators import normalize_origin
@@ -115,7 +115,11 @@ def test_a_send_to_another_librarys_conversation_is_not_found_whatever_its_state
             assert (
                 code_of(
                     lambda s=started, n=note: desk_send(
-                        cast.other_librarian, s.public_id, "c1", "hi", n
+                        user=cast.other_librarian,
+                        public_id=s.public_id,
+                        client_msg_id="c1",
+                        body="hi",
+                        note=n,
                     )
                 )
                 == "not_found"
@@ -141,7 +145,13 @@ def test_transfer_answers_unknown_and_other_library_usernames_alike(cast: Cast) 
     answers = []
     for username in ("nobody-at-all", cast.other_librarian.username):
         with pytest.raises(ChatError) as refused:
-            desk_transfer(cast.librarian, started.public_id, username, "", "")
+            desk_transfer(
+                user=cast.librarian,
+                public_id=started.public_id,
+                to_user=username,
+                to_queue="",
+                note="",
+            )
         answers.append((refused.value.code, refused.value.detail))
 
     assert answers[0] == answers[1] == ("not_found", "No such colleague.")
@@ -293,7 +303,7 @@ def test_the_desk_queue_frame_is_capped_and_says_how_many_wait(
     settings.REFLIB_DESK_QUEUE_ITEMS = 3
     oldest = [start(cast.queue, f"Question {n}") for n in range(5)]
 
-    frame = desk_queue([cast.library.pk])
+    frame = desk_queue(library_ids=[cast.library.pk])
 
     assert [item["conversation"] for item in frame["items"]] == [s.public_id for s in oldest[:3]]
     assert frame["total"] == 5

@@ -1,31 +1,30 @@
 """The synchronous half of the consumers: look up, check, call a service, shape the reply.
 
-Consumers run these in a thread (``chat.consumers.orm``), one call per frame, so that each frame
-costs one hop to a thread. No business rule lives here: rules are in chat.services.
+Consumers run these in a thread (``chat.consumers.orm``); most frames cost one call, a few
+more (a hello also replays and reads the position, an accept also replays). What is checked
+here is the socket's part of "check, then do": the conversation exists and this staff member
+may see it, the socket's rate limits, which side may take part in a screen share. The rules of
+each write are in chat.services; the replies are chat.frames' types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import origins, selectors, services, sharing
+from chat import frames, origins, selectors, services, sharing
 from chat.errors import ChatError
 from chat.events import event_frame, status_librarian_id
-from chat.models import (
-    Conversation,
-    Event,
-    PresenceState,
-    Sender,
-    Status,
-)
-from reflib import ratelimit
+from chat.models import Conversation, Event, PresenceState, Sender, Status
+from chat.ratelimit import check_rate
 from reflib.models import Queue, display_name
+
+TOO_FAST = "You are sending messages too fast."
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,13 @@ class PatronSession:
     address: str = "unknown"
 
 
-def origin_allowed_anywhere(origin: str | None, host: str) -> bool:
+def origin_allowed_anywhere(*, origin: str | None, host: str) -> bool:
     return origins.is_allowed_anywhere(origin, host=host)
 
 
 def events_after(
-    conversation_id: int, public_id: str, seq: int
-) -> list[tuple[int, dict[str, Any], bool, int | None]]:
+    *, conversation_id: int, public_id: str, seq: int
+) -> list[tuple[int, frames.StoredFrame, bool, int | None]]:
     """Each stored event after ``seq``: its seq, frame, whether it is staff-only, and a status
     event's librarian (``events.status_librarian_id``)."""
     stored = Event.objects.filter(conversation_id=conversation_id, seq__gt=seq).order_by("seq")
@@ -62,7 +61,7 @@ def events_after(
     ]
 
 
-def last_seqs(conversation_ids: list[int]) -> dict[int, int]:
+def last_seqs(*, conversation_ids: list[int]) -> dict[int, int]:
     """The newest ``seq`` of each conversation: what a socket checks its cursors against."""
     if not conversation_ids:
         return {}
@@ -70,28 +69,15 @@ def last_seqs(conversation_ids: list[int]) -> dict[int, int]:
     return dict(rows)
 
 
-def _ack(event: Event) -> dict[str, Any]:
-    return {
-        "type": "ack",
-        "client_msg_id": event.client_msg_id,
-        "seq": event.seq,
-        "id": event.public_id,
-    }
-
-
-def _check_rate(key: str, limit: tuple[int, int] | None = None) -> None:
-    retry_after = ratelimit.hit(key, limit or settings.REFLIB_RATE_MESSAGES)
-    if retry_after is not None:
-        raise ChatError(
-            "rate_limited", "You are sending messages too fast.", retry_after_s=retry_after
-        )
+def _ack(event: Event) -> frames.Ack:
+    return frames.ack(client_msg_id=event.client_msg_id or "", seq=event.seq, id=event.public_id)
 
 
 # --- patron ----------
 
 
 def patron_hello(
-    token: str, origin: str | None, host: str, *, address: str = "unknown"
+    *, token: str, origin: str | None, host: str, address: str = "unknown"
 ) -> PatronSession:
     conversation = Conversation.objects.by_token(token)
     if conversation is None:
@@ -112,24 +98,28 @@ def patron_hello(
     )
 
 
-def patron_position(session: PatronSession) -> dict[str, Any] | None:
+def patron_position(*, session: PatronSession) -> frames.QueuePosition | None:
     conversation = Conversation.objects.select_related("queue__library").get(
         pk=session.conversation_id
     )
     if conversation.status != Status.QUEUED:
         return None
     position = selectors.queue_position(conversation)
-    availability = selectors.queue_availability(conversation.queue)
-    return {
-        "type": "queue",
-        "position": position,
-        "estimated_wait_s": selectors.estimated_wait_s(conversation.queue, position, availability),
-    }
+    return frames.queue_position(
+        position=position,
+        estimated_wait_s=selectors.estimated_wait_s(conversation.queue, position),
+    )
 
 
-def patron_send(session: PatronSession, client_msg_id: str, body: str) -> dict[str, Any]:
-    _check_rate(f"msg:{session.token_hash}")
-    _check_rate(f"msg:addr:{session.address}", settings.REFLIB_RATE_MESSAGES_ADDRESS)
+def patron_send(*, session: PatronSession, client_msg_id: str, body: str) -> frames.Ack:
+    check_rate(
+        key=f"msg:{session.token_hash}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST
+    )
+    check_rate(
+        key=f"msg:addr:{session.address}",
+        limit=settings.REFLIB_RATE_MESSAGES_ADDRESS,
+        detail=TOO_FAST,
+    )
     event, _created = services.message_send(
         conversation_id=session.conversation_id,
         sender=Sender.PATRON,
@@ -140,33 +130,29 @@ def patron_send(session: PatronSession, client_msg_id: str, body: str) -> dict[s
     return _ack(event)
 
 
-def patron_read(session: PatronSession, seq: int) -> None:
+def patron_read(*, session: PatronSession, seq: int) -> None:
     services.read_mark(
         conversation_id=session.conversation_id, sender=Sender.PATRON, user=None, seq=seq
     )
 
 
-def patron_end(session: PatronSession) -> None:
+def patron_end(*, session: PatronSession) -> None:
     services.conversation_end_by_patron(conversation_id=session.conversation_id)
 
 
-def patron_checkin_answer(session: PatronSession, checkin_id: str, answer: str) -> None:
+def patron_checkin_answer(*, session: PatronSession, checkin_id: str, answer: str) -> None:
     services.checkin_answer(
         conversation_id=session.conversation_id, checkin_id=checkin_id, answer=answer
     )
 
 
-def patron_alive(session: PatronSession) -> None:
-    services.patron_connection(conversation_id=session.conversation_id, connected=True)
-
-
-def patron_heartbeat(session: PatronSession, conversation_ids: list[int]) -> dict[int, int]:
+def patron_heartbeat(*, session: PatronSession, conversation_ids: list[int]) -> dict[int, int]:
     """The patron's socket is alive; the newest ``seq`` of what it follows (one thread hop)."""
-    patron_alive(session)
-    return last_seqs(conversation_ids)
+    services.patron_connection(conversation_id=session.conversation_id, connected=True)
+    return last_seqs(conversation_ids=conversation_ids)
 
 
-def patron_left(session: PatronSession) -> None:
+def patron_left(*, session: PatronSession) -> None:
     services.patron_connection(conversation_id=session.conversation_id, connected=False)
 
 
@@ -176,52 +162,51 @@ def patron_left(session: PatronSession) -> None:
 @dataclass(frozen=True)
 class Desk:
     library_ids: list[int]
-    welcome: dict[str, Any]
+    welcome: frames.DeskWelcome
 
 
-def desk_open(user: User) -> Desk | None:
-    library_ids = services.librarian_libraries(user)
+def desk_open(*, user: User) -> Desk | None:
+    library_ids = selectors.librarian_libraries(user)
     if not library_ids:
         return None
     services.presence_touch(user=user)
     open_conversations = Conversation.objects.filter(
         librarian=user, status__in=[Status.QUEUED, Status.ACTIVE]
     ).order_by("created_at")
-    welcome = {
-        "type": "welcome",
-        "user": display_name(user),
-        "presence": selectors.presence_of(user),
-        "conversations": [
-            {"id": c.public_id, "status": c.status, "last_seq": c.last_seq}
+    welcome = frames.desk_welcome(
+        user=display_name(user),
+        presence=cast(frames.PresenceName, selectors.presence_of(user)),
+        conversations=[
+            {"id": c.public_id, "status": cast(frames.StatusName, c.status), "last_seq": c.last_seq}
             for c in open_conversations
         ],
-        "queue": desk_queue(library_ids)["items"],
-    }
+        queue=desk_queue(library_ids=library_ids)["items"],
+    )
     return Desk(library_ids=library_ids, welcome=welcome)
 
 
-def desk_alive(user: User) -> None:
+def desk_alive(*, user: User) -> None:
     services.presence_touch(user=user)
 
 
-def desk_heartbeat(user: User, conversation_ids: list[int]) -> dict[int, int]:
+def desk_heartbeat(*, user: User, conversation_ids: list[int]) -> dict[int, int]:
     """The desk's socket is alive; the newest ``seq`` of what it follows (one thread hop)."""
-    desk_alive(user)
-    return last_seqs(conversation_ids)
+    desk_alive(user=user)
+    return last_seqs(conversation_ids=conversation_ids)
 
 
-def desk_presence(user: User, state: str) -> None:
+def desk_presence(*, user: User, state: str) -> None:
     if state not in PresenceState.values:
         raise ChatError("invalid", "Presence is available, away or offline.")
     services.presence_set(user=user, state=PresenceState(state))
 
 
-def desk_queue(library_ids: list[int]) -> dict[str, Any]:
+def desk_queue(*, library_ids: list[int]) -> frames.DeskQueue:
     """The waiting list of these libraries, oldest first, at most ``REFLIB_DESK_QUEUE_ITEMS``
     items (each change sends it to every desk); ``total`` counts everyone waiting."""
     now = timezone.now()
     waiting = selectors.waiting_conversations(library_ids)
-    items = [
+    items: list[frames.QueueItem] = [
         {
             "conversation": c.public_id,
             "library": c.queue.library.slug,
@@ -236,34 +221,28 @@ def desk_queue(library_ids: list[int]) -> dict[str, Any]:
     total = len(items)
     if total == settings.REFLIB_DESK_QUEUE_ITEMS:
         total = waiting.count()
-    return {"type": "queue", "items": items, "total": total}
+    return frames.desk_queue(items=items, total=total)
 
 
 def _visible(user: User, public_id: str) -> Conversation:
-    conversation = (
-        Conversation.objects.select_related("queue__library").filter(public_id=public_id).first()
-    )
-    if conversation is None:
-        raise ChatError("not_found", "No such conversation.")
-    services.check_can_see(conversation, user)
-    return conversation
+    return services.staff_conversation(user=user, public_id=public_id)
 
 
-def desk_accept(user: User, public_id: str) -> ConversationRef:
+def desk_accept(*, user: User, public_id: str) -> ConversationRef:
     conversation = _visible(user, public_id)
     services.conversation_accept(conversation_id=conversation.pk, user=user)
     return ConversationRef(conversation.pk, conversation.public_id)
 
 
-def desk_view(user: User, public_id: str) -> ConversationRef:
+def desk_view(*, user: User, public_id: str) -> ConversationRef:
     conversation = _visible(user, public_id)
     return ConversationRef(conversation.pk, conversation.public_id)
 
 
 def desk_send(
-    user: User, public_id: str, client_msg_id: str, body: str, note: bool
-) -> dict[str, Any]:
-    _check_rate(f"msg:user:{user.pk}")
+    *, user: User, public_id: str, client_msg_id: str, body: str, note: bool
+) -> frames.Ack:
+    check_rate(key=f"msg:user:{user.pk}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST)
     conversation = _visible(user, public_id)
     event, _created = services.message_send(
         conversation_id=conversation.pk,
@@ -276,12 +255,12 @@ def desk_send(
     return _ack(event)
 
 
-def desk_read(user: User, public_id: str, seq: int) -> None:
+def desk_read(*, user: User, public_id: str, seq: int) -> None:
     conversation = _visible(user, public_id)
     services.read_mark(conversation_id=conversation.pk, sender=Sender.LIBRARIAN, user=user, seq=seq)
 
 
-def desk_transfer(user: User, public_id: str, to_user: str, to_queue: str, note: str) -> None:
+def desk_transfer(*, user: User, public_id: str, to_user: str, to_queue: str, note: str) -> None:
     conversation = _visible(user, public_id)
     target_user = None
     target_queue = None
@@ -302,7 +281,7 @@ def desk_transfer(user: User, public_id: str, to_user: str, to_queue: str, note:
     )
 
 
-def desk_close(user: User, public_id: str, read_level: int | None, tags: list[Any]) -> None:
+def desk_close(*, user: User, public_id: str, read_level: int | None, tags: list[Any]) -> None:
     conversation = _visible(user, public_id)
     services.conversation_close(
         conversation_id=conversation.pk,
@@ -312,12 +291,12 @@ def desk_close(user: User, public_id: str, read_level: int | None, tags: list[An
     )
 
 
-def desk_checkin(user: User, public_id: str) -> None:
+def desk_checkin(*, user: User, public_id: str) -> None:
     conversation = _visible(user, public_id)
     services.checkin_send(conversation_id=conversation.pk, user=user)
 
 
-def desk_block(user: User, public_id: str, hours: int, reason: str) -> None:
+def desk_block(*, user: User, public_id: str, hours: int, reason: str) -> None:
     conversation = _visible(user, public_id)
     services.patron_block(conversation_id=conversation.pk, user=user, hours=hours, reason=reason)
 
@@ -332,7 +311,7 @@ class ShareRelay:
 
     public_id: str
     librarian_id: int
-    frame: dict[str, Any]
+    frame: frames.ShareFrame
 
 
 def _share_participants(conversation: Conversation, step: str) -> int:
@@ -353,13 +332,11 @@ def _share(
     fields: dict[str, Any],
 ) -> ShareRelay:
     librarian_id = _share_participants(conversation, step)
-    retry_after = ratelimit.hit(
-        f"share:{conversation.pk}:{side}", settings.REFLIB_RATE_SHARE_SIGNALS
+    check_rate(
+        key=f"share:{conversation.pk}:{side}",
+        limit=settings.REFLIB_RATE_SHARE_SIGNALS,
+        detail=_("Too many screen-sharing messages."),
     )
-    if retry_after is not None:
-        raise ChatError(
-            "rate_limited", _("Too many screen-sharing messages."), retry_after_s=retry_after
-        )
     outcome = sharing.share_step(
         conversation_id=conversation.pk,
         side=side,
@@ -373,27 +350,27 @@ def _share(
             sharer=Sender(outcome.share.sharer),
             state=outcome.recorded,
         )
-    frame: dict[str, Any] = {
-        "type": f"share_{step}",
-        "conversation": conversation.public_id,
-        "from": side,
-        **fields,
-    }
+    relayed = dict(fields)
     if step == "request":
-        frame["name"] = name
+        relayed["name"] = name
     if step == "reply" and fields["accept"]:
-        frame["ice_servers"] = sharing.ice_servers(user=conversation.public_id)
-        frame["ice_transport_policy"] = settings.REFLIB_ICE_TRANSPORT_POLICY
+        relayed["ice_servers"] = sharing.ice_servers(user=conversation.public_id)
+        relayed["ice_transport_policy"] = settings.REFLIB_ICE_TRANSPORT_POLICY
+    frame = frames.share(
+        step=step, conversation=conversation.public_id, sender=side, fields=relayed
+    )
     return ShareRelay(conversation.public_id, librarian_id, frame)
 
 
-def patron_share(session: PatronSession, step: sharing.Step, fields: dict[str, Any]) -> ShareRelay:
+def patron_share(
+    *, session: PatronSession, step: sharing.Step, fields: dict[str, Any]
+) -> ShareRelay:
     conversation = Conversation.objects.get(pk=session.conversation_id)
     return _share(conversation, "patron", conversation.patron_display_name, step, fields)
 
 
 def desk_share(
-    user: User, public_id: str, step: sharing.Step, fields: dict[str, Any]
+    *, user: User, public_id: str, step: sharing.Step, fields: dict[str, Any]
 ) -> ShareRelay:
     conversation = _visible(user, public_id)
     if conversation.librarian_id != user.pk:
