@@ -34,17 +34,21 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chat import events, frames, outages, protocol, sharing, socket_actions
+from chat import doorbell, events, frames, heartbeat, outages, protocol, sharing, socket_actions
 from chat.errors import ChatError
+from chat.models import Sender
 from chat.origins import is_own
+from chat.services import fast_path
 from reflib import ratelimit
 
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10
-HEARTBEAT_S = 20
 MAX_BAD_FRAMES = 10
 MAX_RATE_LIMITED = 20
+# Doorbell notices a socket may have waiting before it is asked to catch up from the database
+# instead: a socket too slow to keep up costs bounded memory.
+INBOX_LIMIT = 200
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
@@ -54,8 +58,7 @@ CLOSE_ACCESS_CHANGED = 4409
 
 P = ParamSpec("P")
 R = TypeVar("R")
-# A socket's slot (of its token's, of its address's) lives this long without a heartbeat.
-SLOT_TTL_S = 3 * HEARTBEAT_S
+SLOT_TTL_S = heartbeat.SLOT_TTL_S
 slot_take = sync_to_async(ratelimit.slot_take, thread_sensitive=False)
 slot_release = sync_to_async(ratelimit.slot_release, thread_sensitive=False)
 orm_threads = ThreadPoolExecutor(settings.REFLIB_DB_THREADS, thread_name_prefix="reflib-orm")
@@ -153,8 +156,21 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = functools.partial(self._layer_receive, self.channel_name)
         self.base_send = functools.partial(_send_unless_gone, send)
+        # The doorbell's notices (chat.doorbell), dispatched in turn with everything else.
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+            await await_many_dispatch(
+                [receive, self.channel_receive, self.inbox.get], self.dispatch
+            )
+
+    def ring(self, notice: dict[str, Any]) -> None:
+        """A doorbell notice for a followed conversation (or from the heartbeat). A socket too
+        slow to take them keeps one ``chat.resume`` instead of a growing backlog."""
+        if self.inbox.qsize() >= INBOX_LIMIT:
+            while not self.inbox.empty():
+                self.inbox.get_nowait()
+            notice = {"type": "chat.resume"}
+        self.inbox.put_nowait(notice)
 
     async def _layer_receive(self, channel: str) -> dict[str, Any]:
         delay = outages.RETRY_FIRST_S
@@ -209,9 +225,9 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         await self.close(code=CLOSE_FLOODING)
         return False
 
-    async def refresh_slots(self) -> None:
-        for key in self.slots:
-            await slot_take(key, self.channel_name, limit=2**31, ttl_s=SLOT_TTL_S)
+    def held_slots(self) -> list[tuple[str, str]]:
+        """The socket-cap slots this socket holds, as (key, member): the heartbeat keeps them."""
+        return [(key, self.channel_name) for key in self.slots]
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         # Frames may still arrive between a refused handshake and the close: they are ignored.
@@ -224,6 +240,10 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
     async def disconnect(self, code: int) -> None:
         for task in self.tasks:
             task.cancel()
+        heartbeat.heart().discard(self)
+        station = doorbell.station()
+        for public_id in self.cursors:
+            station.unfollow(public_id, self)
         outages.layer_watch.discard(self)
         for group in self.groups_joined:
             # A member left behind by an outage expires with the group (group_expiry).
@@ -253,11 +273,15 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
 
     async def layer_recovered(self) -> None:
         """Ask this socket, in its own message order, to catch up from the database."""
-        await self.channel_layer.send(self.channel_name, {"type": "chat.resume"})
+        self.ring({"type": "chat.resume"})
 
     async def chat_resume(self, message: dict[str, Any]) -> None:
         newest = await orm(socket_actions.last_seqs)(conversation_ids=self.followed_ids())
         await self.catch_up(newest)
+
+    async def chat_pulse(self, message: dict[str, Any]) -> None:
+        """The process's heartbeat read the newest ``seq`` of every followed conversation."""
+        await self.catch_up(message["newest"])
 
     async def send_json(self, frame: Mapping[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
@@ -298,19 +322,38 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
     async def handle(self, frame: dict[str, Any]) -> None:
         """Hand a parsed frame to this side's ``on_<type>`` method (an allow-list of types)."""
 
-    def every(self, seconds: float, action: Any) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(seconds)
-                try:
-                    await action()
-                except outages.DATABASE_ERRORS as error:
-                    outages.database_failed(error, "beating the heart")
-                    await self.close(code=outages.CLOSE_TRY_AGAIN)
-                except Exception:  # a failed heartbeat must not kill the socket
-                    log.exception("heartbeat failed")
+    @abstractmethod
+    def pulse_share(self) -> tuple[int | None, int | None, list[int], list[tuple[str, str]]]:
+        """What the process's heartbeat does for this socket (chat.heartbeat.Beating)."""
 
-        self.tasks.append(asyncio.create_task(loop()))
+    async def store(
+        self,
+        *,
+        cursor: Cursor,
+        sender: Sender,
+        author_id: int | None,
+        author_name: str,
+        client_msg_id: str,
+        body: str,
+        note: bool = False,
+    ) -> frames.Ack | None:
+        """Store a message on the fast path (PostgreSQL, from the event loop) and ring for it;
+        None when the ORM path must decide (see chat.services.fast_path)."""
+        if not fast_path.available():
+            return None
+        event = await fast_path.message_store(
+            conversation_id=cursor.conversation_id,
+            sender=sender,
+            author_id=author_id,
+            author_name=author_name,
+            client_msg_id=client_msg_id,
+            body=body,
+            note=note,
+        )
+        if event is None:
+            return None
+        await events.publish_event_now(cursor.public_id, event)
+        return socket_actions.ack(event)
 
     # --- delivery ---------------------------------------------------------------------------
 
@@ -324,7 +367,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         if cursor is None:
             cursor = Cursor(conversation_id, public_id, last_seq, self.staff)
             self.cursors[public_id] = cursor
-        await self.join(events.conversation_group(public_id))
+        await doorbell.station().follow(public_id, self)
         await self.replay(cursor)
 
     async def replay(self, cursor: Cursor) -> None:
@@ -434,6 +477,8 @@ class PatronConsumer(ChatConsumer):
     staff = False
     # Set by a good hello; None before (and when the handshake was refused before opened()).
     session: socket_actions.PatronSession | None = None
+    # The last ``queue`` frame this socket sent.
+    position: frames.QueuePosition | None = None
     # The frames a patron may send after hello, each handled by its ``on_<type>`` method.
     frame_types: ClassVar[frozenset[str]] = frozenset(
         {"send", "typing", "read", "end", "checkin_answer", "ping", "hello"}
@@ -491,9 +536,19 @@ class PatronConsumer(ChatConsumer):
     async def on_send(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
         client_msg_id = protocol.client_msg_id_field(frame)
         body = protocol.body_field(frame)
-        ack = await orm(socket_actions.patron_send)(
-            session=session, client_msg_id=client_msg_id, body=body
+        socket_actions.patron_message_allowed(session=session)
+        ack = await self.store(
+            cursor=self.cursors[session.public_id],
+            sender=Sender.PATRON,
+            author_id=None,
+            author_name=session.display_name,
+            client_msg_id=client_msg_id,
+            body=body,
         )
+        if ack is None:
+            ack = await orm(socket_actions.patron_send)(
+                session=session, client_msg_id=client_msg_id, body=body
+            )
         await self.send_json(ack)
 
     async def on_typing(self, session: socket_actions.PatronSession, frame: dict[str, Any]) -> None:
@@ -562,16 +617,23 @@ class PatronConsumer(ChatConsumer):
         await self.follow(session.conversation_id, session.public_id, last_seq)
         position = await orm(socket_actions.patron_position)(session=session)
         if position is not None:
+            self.position = position
             await self.send_json(position)
-        self.every(HEARTBEAT_S, self._heartbeat)
+        heartbeat.heart().add(self)
 
-    async def _heartbeat(self) -> None:
-        assert self.session is not None
-        await self.refresh_slots()
-        newest = await orm(socket_actions.patron_heartbeat)(
-            session=self.session, conversation_ids=self.followed_ids()
-        )
-        await self.catch_up(newest)
+    def pulse_share(self) -> tuple[int | None, int | None, list[int], list[tuple[str, str]]]:
+        conversation_id = self.session.conversation_id if self.session else None
+        return conversation_id, None, self.followed_ids(), self.held_slots()
+
+    async def chat_live(self, message: dict[str, Any]) -> None:
+        frame = message["frame"]
+        if frame["type"] == "queue":
+            # One notice per queue change reaches every waiting patron (chat.doorbell): only
+            # the ones whose place or wait changed hear of it.
+            if frame == self.position:
+                return
+            self.position = frame
+        await super().chat_live(message)
 
 
 class DeskConsumer(ChatConsumer):
@@ -612,19 +674,16 @@ class DeskConsumer(ChatConsumer):
             return
         self.user: User = user
         self.user_id = user.pk
+        self.name: str = desk.welcome["user"]
         self.library_ids = desk.library_ids
         for library_id in desk.library_ids:
             await self.join(events.library_desk_group(library_id))
         await self.join(events.user_group(user.pk))
         await self.send_json(desk.welcome)
-        self.every(HEARTBEAT_S, self._heartbeat)
+        heartbeat.heart().add(self)
 
-    async def _heartbeat(self) -> None:
-        await self.refresh_slots()
-        newest = await orm(socket_actions.desk_heartbeat)(
-            user=self.user, conversation_ids=self.followed_ids()
-        )
-        await self.catch_up(newest)
+    def pulse_share(self) -> tuple[int | None, int | None, list[int], list[tuple[str, str]]]:
+        return None, self.user_id, self.followed_ids(), self.held_slots()
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -658,9 +717,29 @@ class DeskConsumer(ChatConsumer):
     async def on_send(self, frame: dict[str, Any], public_id: str, *, note: bool = False) -> None:
         client_msg_id = protocol.client_msg_id_field(frame)
         body = protocol.body_field(frame)
-        ack = await orm(socket_actions.desk_send)(
-            user=self.user, public_id=public_id, client_msg_id=client_msg_id, body=body, note=note
-        )
+        socket_actions.desk_message_allowed(user_id=self.user.pk)
+        cursor = self.cursors.get(public_id)
+        ack = None
+        if cursor is not None:
+            # A followed conversation was visible when followed, and a change of access closes
+            # the desk (4409): the one statement checks the rest.
+            ack = await self.store(
+                cursor=cursor,
+                sender=Sender.LIBRARIAN,
+                author_id=self.user.pk,
+                author_name=self.name,
+                client_msg_id=client_msg_id,
+                body=body,
+                note=note,
+            )
+        if ack is None:
+            ack = await orm(socket_actions.desk_send)(
+                user=self.user,
+                public_id=public_id,
+                client_msg_id=client_msg_id,
+                body=body,
+                note=note,
+            )
         await self.send_json(ack)
 
     async def on_note(self, frame: dict[str, Any], public_id: str) -> None:

@@ -1,9 +1,11 @@
 """The one door to the real-time world: everything the chat publishes goes through here.
 
-Services call these functions inside their transaction; the message is sent to the channel
-layer only after the transaction commits (``transaction.on_commit``), so a consumer that hears
-a doorbell always finds the stored event in the database. The channel layer is at-most-once:
-a dropped notification is repaired by the consumer's replay from the database (by ``seq``).
+Services call these functions inside their transaction; the notice goes out only after the
+transaction commits (``transaction.on_commit``), so a socket that hears a doorbell always finds
+the stored event in the database. A conversation's events and live frames go to its followers
+through chat.doorbell (one Redis ``PUBLISH``); the desks' notices (queue changes, transfers,
+access changes) go to their groups on the channel layer. Both are at-most-once: a dropped
+notification is repaired by the socket's replay from the database (by ``seq``).
 
 No ``from __future__ import annotations``: the notices' optional keys are read from their
 evaluated annotations (chat.frames says the same).
@@ -17,15 +19,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from chat import frames
+from chat import doorbell, frames
 from chat.models import Conversation, Event, EventKind
-from chat.outages import LAYER_ERRORS, tolerate_layer
+from chat.outages import LAYER_ERRORS
 
 log = logging.getLogger(__name__)
-
-
-def conversation_group(public_id: str) -> str:
-    return f"chat.conv.{public_id}"
 
 
 def library_desk_group(library_id: int) -> str:
@@ -59,6 +57,13 @@ class LiveNotice(TypedDict):
     origin: NotRequired[str]
     # Only this librarian's desks (screen-sharing signalling, for the one answering the chat).
     user: NotRequired[int]
+
+
+class PositionsNotice(TypedDict):
+    """A queue's waiting conversations (public ids) in order, with their estimated waits."""
+
+    type: Literal["chat.positions"]
+    waiting: list[tuple[str, int | None]]
 
 
 class QueueNotice(TypedDict):
@@ -178,17 +183,27 @@ def _send(group: str, message: dict[str, Any]) -> None:
         log.exception("channel layer refused a notification for %s", group)
 
 
-def publish_event(conversation: Conversation, event: Event) -> None:
+def _event_notice(event: Event, conversation_public_id: str) -> EventNotice:
     notice: EventNotice = {
         "type": "chat.event",
-        "event": event_frame(event, conversation.public_id),
+        "event": event_frame(event, conversation_public_id),
         "staff_only": event.staff_only,
     }
     librarian_id = status_librarian_id(event)
     if librarian_id is not None:
         notice["librarian_id"] = librarian_id
-    group = conversation_group(conversation.public_id)
-    transaction.on_commit(lambda: _send(group, dict(notice)))
+    return notice
+
+
+def publish_event(conversation: Conversation, event: Event) -> None:
+    """Ring the conversation's doorbell for a stored event once the transaction commits."""
+    notice = _event_notice(event, conversation.public_id)
+    doorbell.ring_on_commit(conversation.public_id, dict(notice))
+
+
+async def publish_event_now(conversation_public_id: str, event: Event) -> None:
+    """Ring for an event that is already committed (the fast path, chat.services.fast_path)."""
+    await doorbell.ring(conversation_public_id, dict(_event_notice(event, conversation_public_id)))
 
 
 def publish_queue_changed(*library_ids: int) -> None:
@@ -205,8 +220,14 @@ def publish_live(
     audience: Literal["all", "patron", "staff"] = "all",
 ) -> None:
     notice: LiveNotice = {"type": "chat.live", "frame": frame, "audience": audience}
-    group = conversation_group(conversation_public_id)
-    transaction.on_commit(lambda: _send(group, dict(notice)))
+    doorbell.ring_on_commit(conversation_public_id, dict(notice))
+
+
+def publish_positions(waiting: list[tuple[str, int | None]]) -> None:
+    """A queue's waiting patrons in order, each with an estimated wait (at once: the caller
+    runs after commit). Each patron's socket gets its own ``queue`` frame (chat.doorbell)."""
+    notice: PositionsNotice = {"type": "chat.positions", "waiting": waiting}
+    doorbell.ring_sync(doorbell.POSITIONS, dict(notice))
 
 
 async def publish_live_now(
@@ -219,11 +240,9 @@ async def publish_live_now(
 ) -> None:
     """Relay a live-only frame (typing) from a consumer; nothing is stored, so no commit waits.
 
-    ``origin`` is the sending channel, so the sender does not hear its own typing.
+    ``origin`` is the sending socket, so the sender does not hear its own typing. Live-only
+    frames are at-most-once: during an outage they are simply not relayed.
     """
-    layer = get_channel_layer()
-    if layer is None:
-        return
     notice: LiveNotice = {
         "type": "chat.live",
         "frame": frame,
@@ -232,10 +251,7 @@ async def publish_live_now(
     }
     if user is not None:
         notice["user"] = user
-    # Live-only frames are at-most-once: during a layer outage they are simply not relayed.
-    await tolerate_layer(
-        layer.group_send(conversation_group(conversation_public_id), dict(notice)), "relaying"
-    )
+    await doorbell.ring(conversation_public_id, dict(notice))
 
 
 def publish_to_user(user_id: int, conversation_public_id: str, reason: str) -> None:

@@ -22,7 +22,9 @@ import weakref
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
+import psycopg
 from django.db.utils import InterfaceError, OperationalError
+from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,14 @@ log = logging.getLogger(__name__)
 # other codes use; daphne refuses RFC 6455's own 1013, Try Again Later).
 CLOSE_TRY_AGAIN = 4503
 LAYER_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
-DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+# Django's errors, and psycopg's own from the async pool of chat.services.fast_path.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+)
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 2.0
 

@@ -21,7 +21,7 @@ from chat import frames, origins, selectors, services, sharing
 from chat.errors import ChatError
 from chat.events import event_frame, status_librarian_id
 from chat.models import Conversation, Event, PresenceState, Sender, Status
-from chat.ratelimit import check_rate
+from chat.ratelimit import check_rate, check_socket_rate
 from reflib.models import Queue, display_name
 
 TOO_FAST = "You are sending messages too fast."
@@ -43,6 +43,8 @@ class PatronSession:
     last_seq: int
     # The per-address key of the socket (an IPv4 address or an IPv6 /64).
     address: str = "unknown"
+    # The name the patron's messages carry.
+    display_name: str = ""
 
 
 def origin_allowed_anywhere(*, origin: str | None, host: str) -> bool:
@@ -69,7 +71,7 @@ def last_seqs(*, conversation_ids: list[int]) -> dict[int, int]:
     return dict(rows)
 
 
-def _ack(event: Event) -> frames.Ack:
+def ack(event: Event) -> frames.Ack:
     return frames.ack(client_msg_id=event.client_msg_id or "", seq=event.seq, id=event.public_id)
 
 
@@ -95,6 +97,7 @@ def patron_hello(
         status=conversation.status,
         last_seq=conversation.last_seq,
         address=address,
+        display_name=conversation.patron_display_name,
     )
 
 
@@ -111,15 +114,21 @@ def patron_position(*, session: PatronSession) -> frames.QueuePosition | None:
     )
 
 
-def patron_send(*, session: PatronSession, client_msg_id: str, body: str) -> frames.Ack:
-    check_rate(
+def patron_message_allowed(*, session: PatronSession) -> None:
+    """The per-token and per-address message limits; checked in the event loop, before the
+    message is stored by either path (no database, no round trip)."""
+    check_socket_rate(
         key=f"msg:{session.token_hash}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST
     )
-    check_rate(
+    check_socket_rate(
         key=f"msg:addr:{session.address}",
         limit=settings.REFLIB_RATE_MESSAGES_ADDRESS,
         detail=TOO_FAST,
     )
+
+
+def patron_send(*, session: PatronSession, client_msg_id: str, body: str) -> frames.Ack:
+    """Store a patron's message through the ORM (``patron_message_allowed`` came first)."""
     event, _created = services.message_send(
         conversation_id=session.conversation_id,
         sender=Sender.PATRON,
@@ -127,7 +136,7 @@ def patron_send(*, session: PatronSession, client_msg_id: str, body: str) -> fra
         client_msg_id=client_msg_id,
         body=body,
     )
-    return _ack(event)
+    return ack(event)
 
 
 def patron_read(*, session: PatronSession, seq: int) -> None:
@@ -144,12 +153,6 @@ def patron_checkin_answer(*, session: PatronSession, checkin_id: str, answer: st
     services.checkin_answer(
         conversation_id=session.conversation_id, checkin_id=checkin_id, answer=answer
     )
-
-
-def patron_heartbeat(*, session: PatronSession, conversation_ids: list[int]) -> dict[int, int]:
-    """The patron's socket is alive; the newest ``seq`` of what it follows (one thread hop)."""
-    services.patron_connection(conversation_id=session.conversation_id, connected=True)
-    return last_seqs(conversation_ids=conversation_ids)
 
 
 def patron_left(*, session: PatronSession) -> None:
@@ -189,10 +192,14 @@ def desk_alive(*, user: User) -> None:
     services.presence_touch(user=user)
 
 
-def desk_heartbeat(*, user: User, conversation_ids: list[int]) -> dict[int, int]:
-    """The desk's socket is alive; the newest ``seq`` of what it follows (one thread hop)."""
-    desk_alive(user=user)
-    return last_seqs(conversation_ids=conversation_ids)
+def sockets_alive(
+    *, conversation_ids: list[int], user_ids: list[int], followed_ids: list[int]
+) -> dict[int, int]:
+    """A process's heartbeat (chat.heartbeat): its patrons' and librarians' sockets are
+    open; returns the newest ``seq`` of every conversation its sockets follow."""
+    services.patrons_alive(conversation_ids=conversation_ids)
+    services.presences_touch(user_ids=user_ids)
+    return last_seqs(conversation_ids=followed_ids)
 
 
 def desk_presence(*, user: User, state: str) -> None:
@@ -239,10 +246,16 @@ def desk_view(*, user: User, public_id: str) -> ConversationRef:
     return ConversationRef(conversation.pk, conversation.public_id)
 
 
+def desk_message_allowed(*, user_id: int) -> None:
+    check_socket_rate(
+        key=f"msg:user:{user_id}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST
+    )
+
+
 def desk_send(
     *, user: User, public_id: str, client_msg_id: str, body: str, note: bool
 ) -> frames.Ack:
-    check_rate(key=f"msg:user:{user.pk}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST)
+    """Store a librarian's message or note through the ORM (``desk_message_allowed`` first)."""
     conversation = _visible(user, public_id)
     event, _created = services.message_send(
         conversation_id=conversation.pk,
@@ -252,7 +265,7 @@ def desk_send(
         body=body,
         note=note,
     )
-    return _ack(event)
+    return ack(event)
 
 
 def desk_read(*, user: User, public_id: str, seq: int) -> None:

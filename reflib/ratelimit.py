@@ -120,6 +120,30 @@ def slot_take(key: str, member: str, *, limit: int, ttl_s: int) -> bool:
         return True
 
 
+def slots_refresh(slots: list[tuple[str, str]], *, ttl_s: int) -> None:
+    """Keep the slots (key, member) of sockets that are still open from expiring: one round
+    trip for all the sockets of a process."""
+    if not slots:
+        return
+    now = time.time()
+    if settings.REDIS_URL:
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        for key, member in slots:
+            redis_key = cache.make_key(f"slots:{key}")
+            pipe.zadd(redis_key, {member: now})
+            pipe.expire(redis_key, ttl_s + 1)
+        try:
+            pipe.execute()
+        except redis.RedisError as error:
+            log.warning("socket caps not refreshed: Redis unreachable (%s)", error)
+        return
+    with _local_lock:
+        for key, member in slots:
+            held = _local_slots.get(key)
+            if held is not None and member in held:
+                held[member] = now
+
+
 def slot_release(key: str, member: str) -> None:
     if settings.REDIS_URL:
         try:
@@ -129,3 +153,39 @@ def slot_release(key: str, member: str) -> None:
         return
     with _local_lock:
         _local_slots.get(key, {}).pop(member, None)
+
+
+class LocalWindows:
+    """Fixed-window counters in this process's memory: for the chat's per-message limits, which
+    a socket checks on every frame and which must not cost a round trip. They hold per process:
+    a client whose sockets reach several processes gets each process's allowance (the socket
+    caps, which are shared in Redis, bound how many)."""
+
+    PRUNE_EVERY = 10_000
+
+    def __init__(self) -> None:
+        # key -> (end of its current window, hits in it)
+        self.counts: dict[str, tuple[int, int]] = {}
+        self.hits = 0
+
+    def hit(self, key: str, limit: tuple[int, int]) -> int | None:
+        """Count one hit on ``key``; return seconds to wait when over ``limit`` (count, seconds)."""
+        count, period = limit
+        now = int(time.time())
+        ends = (now // period + 1) * period
+        seen_ends, seen = self.counts.get(key, (ends, 0))
+        seen = seen + 1 if seen_ends == ends else 1
+        self.counts[key] = (ends, seen)
+        self.hits += 1
+        if self.hits % self.PRUNE_EVERY == 0:
+            for stale in [name for name, (end, _) in self.counts.items() if end <= now]:
+                del self.counts[stale]
+        if seen > count:
+            return max(1, ends - now)
+        return None
+
+    def clear(self) -> None:
+        self.counts.clear()
+
+
+local_windows = LocalWindows()

@@ -116,6 +116,9 @@ DATABASES = {"default": _database}
 # Threads (each with its own database connection) that run the chat sockets' queries in one
 # daphne process on PostgreSQL; SQLite uses one thread. See docs/configuration.md.
 REFLIB_DB_THREADS = env_int("REFLIB_DB_THREADS", 2, minimum=1)
+# Connections of the async pool that stores chat messages from the event loop on PostgreSQL
+# (chat.services.fast_path).
+REFLIB_DB_ASYNC_CONNECTIONS = env_int("REFLIB_DB_ASYNC_CONNECTIONS", 4, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker -------------------------------------------------

@@ -45,9 +45,11 @@ from chat.services.messages import (
 )
 from chat.services.presence import (
     patron_connection,
+    patrons_alive,
     presence_set,
     presence_stay,
     presence_touch,
+    presences_touch,
 )
 from chat.services.screen_sharing import screen_sharing_record
 from chat.services.sweep import SweepResult, sweep
@@ -78,10 +80,12 @@ __all__ = [
     "message_send",
     "patron_block",
     "patron_connection",
+    "patrons_alive",
     "positions_publish",
     "presence_set",
     "presence_stay",
     "presence_touch",
+    "presences_touch",
     "read_mark",
     "screen_sharing_record",
     "staff_conversation",

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import events, frames, retention
+from chat import events, retention
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -329,17 +329,25 @@ def _queue_changed(conversation: Conversation) -> None:
 
 
 def positions_publish(*, queue_ids: list[int]) -> None:
-    """Tell every waiting patron of these queues their position and estimated wait."""
+    """Tell every waiting patron of these queues their position and estimated wait.
+
+    One notice per queue, whatever its length: each process hands its own waiting patrons
+    their line of it (chat.doorbell), so a change costs the same with 5 or 500 waiting.
+    """
     for queue in Queue.objects.filter(pk__in=queue_ids).select_related("library"):
         availability = queue_availability(queue)
         model = wait_model(queue)
-        waiting = waiting_conversations([queue.library_id]).filter(queue=queue)
-        for position, conversation in enumerate(waiting, start=1):
-            frame = frames.queue_position(
-                position=position,
-                estimated_wait_s=estimated_wait_s(queue, position, availability, model),
-            )
-            events.publish_live(conversation.public_id, frame, audience="patron")
+        waiting = (
+            waiting_conversations([queue.library_id])
+            .filter(queue=queue)
+            .values_list("public_id", flat=True)
+        )
+        lines = [
+            (public_id, estimated_wait_s(queue, position, availability, model))
+            for position, public_id in enumerate(waiting, start=1)
+        ]
+        if lines:
+            events.publish_positions(lines)
 
 
 def _library_positions_publish(library_id: int) -> None:

@@ -48,10 +48,19 @@ def presence_stay(*, user: User, now: datetime | None = None) -> Presence:
 
 
 def presence_touch(*, user: User) -> None:
-    """A desk socket of ``user`` is alive (sent on connect and every heartbeat)."""
-    updated = Presence.objects.filter(user=user).update(seen_at=timezone.now())
-    if not updated:
-        Presence.objects.get_or_create(user=user)
+    """A desk socket of ``user`` is alive (on connect and on the desk's pings)."""
+    presences_touch(user_ids=[user.pk])
+
+
+def presences_touch(*, user_ids: list[int]) -> None:
+    """Desk sockets of these users are alive (also the process-wide heartbeat's one write)."""
+    if not user_ids:
+        return
+    updated = Presence.objects.filter(user_id__in=user_ids).update(seen_at=timezone.now())
+    if updated < len(user_ids):
+        Presence.objects.bulk_create(
+            [Presence(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
+        )
 
 
 def _presence_changed(user: User) -> None:
@@ -66,3 +75,11 @@ def patron_connection(*, conversation_id: int, connected: bool) -> None:
     Conversation.objects.filter(pk=conversation_id).update(
         patron_connected=connected, patron_seen_at=timezone.now()
     )
+
+
+def patrons_alive(*, conversation_ids: list[int]) -> None:
+    """The patrons' sockets of these conversations are open (the process-wide heartbeat)."""
+    if conversation_ids:
+        Conversation.objects.filter(pk__in=conversation_ids).update(
+            patron_connected=True, patron_seen_at=timezone.now()
+        )

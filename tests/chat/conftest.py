@@ -26,8 +26,9 @@ from django.test import Client
 from pytest_django import Settings
 from redis.asyncio import Redis
 
-from chat import services
+from chat import doorbell, services
 from chat.models import Conversation, PresenceState
+from chat.services import fast_path
 from reflib.asgi import application
 from reflib.models import Queue
 
@@ -278,7 +279,8 @@ async def group_memberships() -> int:
 async def sockets(
     settings: Settings, transactional_db: None, fast_password_hashing: None
 ) -> AsyncIterator[Sockets]:
-    """Sockets on a channel layer of this test's own, checked for group clean-up afterwards.
+    """Sockets on a channel layer of this test's own, checked afterwards for group clean-up
+    and for followers left in the process's doorbell.
 
     With Redis the layer gets a unique prefix, so that other test runs or servers on the same
     Redis can neither see nor disturb this test's groups.
@@ -299,10 +301,16 @@ async def sockets(
         try:
             await opened.close_all()
             left_in_groups = await group_memberships()
+            left_following = sorted(
+                topic for topic, followers in doorbell.station().followers.items() if followers
+            )
         finally:
+            await fast_path.close()
+            await doorbell.close()
             # The consumers' thread keeps its database connection open (CONN_MAX_AGE): close
             # it, or the test database cannot be dropped at the end of the run.
             await database_sync_to_async(connections.close_all)()
             if not isinstance(layer, InMemoryChannelLayer):
                 await layer.flush()
     assert left_in_groups == 0, "a disconnected socket stayed in a group"
+    assert left_following == [], "a disconnected socket still follows a conversation"

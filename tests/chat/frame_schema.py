@@ -1,8 +1,8 @@
 """A small checker of values against the TypedDicts of chat.frames and chat.events.
 
 Exact keys (every required key, no key the type does not name) and value types: str, int
-(a bool is no int), bool, None, Literal, unions, lists, ``dict[str, Any]`` and nested
-TypedDicts.
+(a bool is no int), bool, None, Literal, unions, lists, fixed tuples, ``dict[str, Any]`` and
+nested TypedDicts.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ def problems(value: Any, hint: Any, where: str = "frame") -> list[str]:
             p
             for i, item in enumerate(value)
             for p in problems(item, arguments[0], where + f"[{i}]")
+        ]
+    if origin is tuple:
+        # A fixed-length tuple: JSON carries it as a list.
+        if not isinstance(value, list | tuple) or len(value) != len(arguments):
+            return [f"{where}: {value!r} is not a list of {len(arguments)}"]
+        return [
+            p
+            for i, (item, argument) in enumerate(zip(value, arguments, strict=True))
+            for p in problems(item, argument, where + f"[{i}]")
         ]
     if origin is dict:
         return [] if isinstance(value, dict) else [f"{where}: {value!r} is not an object"]

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import close_old_connections, connection
 
-from chat import events, services
+from chat import doorbell, services
 from chat.errors import ChatError
 from chat.models import Event, Sender, Status
 from reflib.models import Role
@@ -38,11 +38,11 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     lock = threading.Lock()
 
-    def record(group: str, message: dict[str, Any]) -> None:
+    def record(topic: str, message: dict[str, Any]) -> None:
         with lock:
             sent.append(message)
 
-    monkeypatch.setattr(events, "_send", record)
+    monkeypatch.setattr(doorbell, "ring_sync", record)
     return sent
 
 

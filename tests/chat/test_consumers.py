@@ -16,13 +16,12 @@ from unittest import mock
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 from pytest_django import Settings
 
-from chat import consumers, events, frames, services
+from chat import consumers, doorbell, events, frames, heartbeat, services
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -591,7 +590,7 @@ async def test_patron_replays_from_the_database_when_a_notification_skips_ahead(
             for number in (3, 4)
         ]
 
-    with mock.patch("chat.events._send"):  # both doorbells are lost
+    with mock.patch("chat.doorbell.ring_sync"):  # both doorbells are lost
         stored = await db(store_two)()
     assert [event.seq for event in stored] == [3, 4]
     fabricated = {
@@ -605,15 +604,14 @@ async def test_patron_replays_from_the_database_when_a_notification_skips_ahead(
         "name": "Nobody",
         "body": "not what the database holds",
     }
-    layer = get_channel_layer()
-    group = events.conversation_group(started.public_id)
-    await layer.group_send(group, {"type": "chat.event", "event": fabricated, "staff_only": False})
+    topic = started.public_id
+    await doorbell.ring(topic, {"type": "chat.event", "event": fabricated, "staff_only": False})
     replayed = [await patron.recv(), await patron.recv()]
     # The lost doorbells turn up late, and the fabricated one again: all are stale now.
     for event in stored:
         frame = events.event_frame(event, started.public_id)
-        await layer.group_send(group, {"type": "chat.event", "event": frame, "staff_only": False})
-    await layer.group_send(group, {"type": "chat.event", "event": fabricated, "staff_only": False})
+        await doorbell.ring(topic, {"type": "chat.event", "event": frame, "staff_only": False})
+    await doorbell.ring(topic, {"type": "chat.event", "event": fabricated, "staff_only": False})
     late = await patron.drain()
 
     assert [(frame["seq"], frame["body"]) for frame in replayed] == [
@@ -628,7 +626,7 @@ async def test_a_lost_last_doorbell_is_repaired_by_the_next_heartbeat(
     cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No later event reveals a gap when the last notification of a burst is lost.
-    monkeypatch.setattr(consumers, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.2)
     started = await db(start_accepted)(cast.queue, cast.librarian)
     patron, _welcome = await sockets.patron(started)
     desk, _desk_welcome = await sockets.desk(cast.librarian)
@@ -645,7 +643,7 @@ async def test_a_lost_last_doorbell_is_repaired_by_the_next_heartbeat(
             body="the doorbell was lost",
         )[0]
 
-    with mock.patch("chat.events._send"):
+    with mock.patch("chat.doorbell.ring_sync"):
         stored = await db(store)()
 
     for side in (patron, desk):

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from chat import events, selectors, services
+from chat import doorbell, events, selectors, services
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -43,11 +43,13 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[Notice]:
     """What reaches the channel layer, as (group, message), in order."""
     sent: list[Notice] = []
     monkeypatch.setattr(events, "_send", lambda group, message: sent.append((group, message)))
+    monkeypatch.setattr(doorbell, "ring_sync", lambda topic, notice: sent.append((topic, notice)))
     return sent
 
 
 def conv_group(started: Started) -> str:
-    return f"chat.conv.{started.public_id}"
+    """The doorbell topic of a conversation's events and live frames."""
+    return started.public_id
 
 
 # Where an expected frame has the stored event's own id (random, so read from the row).
@@ -105,6 +107,12 @@ def queue_changed(library_id: int) -> Notice:
 
 def live(started: Started, frame: dict[str, Any], audience: str) -> Notice:
     return conv_group(started), {"type": "chat.live", "frame": frame, "audience": audience}
+
+
+def positions(*waiting: tuple[Started, int | None]) -> Notice:
+    """A queue's waiting patrons in order, each with the estimated wait it is told."""
+    lines = [(started.public_id, wait) for started, wait in waiting]
+    return doorbell.POSITIONS, {"type": "chat.positions", "waiting": lines}
 
 
 def log_of(started: Started) -> list[tuple[int, str, str]]:
@@ -804,7 +812,7 @@ def test_conversation_start_publishes_its_events_the_queue_change_and_the_positi
         event_notice(started, 1, question),
         event_notice(started, 2, status_frame("queued", None)),
         queue_changed(cast.library.pk),
-        live(started, {"type": "queue", "position": 1, "estimated_wait_s": None}, "patron"),
+        positions((started, None)),
     ]
 
 
@@ -849,19 +857,20 @@ def test_a_layer_failure_after_commit_is_logged_not_raised(
     caplog: pytest.LogCaptureFixture,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
-    class BrokenLayer:
-        async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    class BrokenRedis:
+        def publish(self, channel: str, payload: bytes) -> int:
             raise ConnectionError("redis is down")
 
     started = start(cast.queue)
-    monkeypatch.setattr(events, "get_channel_layer", BrokenLayer)
+    monkeypatch.setattr(doorbell, "_config", lambda: ("redis://127.0.0.1:1/0", "reflib"))
+    monkeypatch.setattr(doorbell, "_sync_client", lambda address: BrokenRedis())
 
     with django_capture_on_commit_callbacks(execute=True):
         event = patron_says(started, "while-down", "stored anyway")
 
     assert Event.objects.get(pk=event.pk).body == "stored anyway"
-    # A layer that cannot be reached is an outage: logged as dropped, never raised.
-    assert "channel layer unreachable; notification for" in caplog.text
+    # A doorbell that cannot be reached is an outage: logged as dropped, never raised.
+    assert f"doorbell unreachable; notice for {started.public_id} dropped" in caplog.text
 
 
 def test_note_is_published_as_staff_only(
@@ -909,7 +918,7 @@ def test_accept_publishes_the_active_status_the_queue_change_and_new_positions(
     assert published == [
         status_notice,
         queue_changed(cast.library.pk),
-        live(second, {"type": "queue", "position": 1, "estimated_wait_s": 0}, "patron"),
+        positions((second, 0)),
     ]
 
 
@@ -962,13 +971,9 @@ def test_closing_an_active_chat_tells_waiting_patrons_their_new_wait(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_close(conversation_id=active.pk, user=cast.librarian)
 
-    positions = [
-        message["frame"]
-        for group, message in published
-        if group == conv_group(waiting) and message["type"] == "chat.live"
-    ]
-    assert [frame["position"] for frame in positions] == [1]
-    assert positions[0]["estimated_wait_s"] is not None
+    told = [message["waiting"] for topic, message in published if topic == doorbell.POSITIONS]
+    assert [[public_id for public_id, _wait in lines] for lines in told] == [[waiting.public_id]]
+    assert told[0][0][1] is not None
 
 
 def test_read_marks_publish_live_read_frames_to_the_other_side(
@@ -1014,11 +1019,7 @@ def test_presence_change_publishes_the_queue_change_and_new_waits(
 
     assert published == [
         queue_changed(cast.library.pk),
-        live(
-            waiting,
-            {"type": "queue", "position": 1, "estimated_wait_s": selectors.DEFAULT_PICKUP_S},
-            "patron",
-        ),
+        positions((waiting, selectors.DEFAULT_PICKUP_S)),
     ]
 
 
@@ -1072,9 +1073,7 @@ def test_transfer_to_a_partner_queue_publishes_to_both_libraries_desks(
     assert sorted(published[1:3]) == sorted(
         [queue_changed(cast.library.pk), queue_changed(cast.other_library.pk)]
     )
-    assert published[3:] == [
-        live(started, {"type": "queue", "position": 1, "estimated_wait_s": None}, "patron")
-    ]
+    assert published[3:] == [positions((started, None))]
 
 
 def test_checkin_and_its_answer_are_published_to_everyone(

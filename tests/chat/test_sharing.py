@@ -407,7 +407,7 @@ def test_the_recorded_events_go_out_only_after_commit(
 ) -> None:
     started = start_accepted(cast.queue, cast.librarian)
     sent: list[dict[str, Any]] = []
-    monkeypatch.setattr("chat.events._send", lambda group, message: sent.append(message))
+    monkeypatch.setattr("chat.doorbell.ring_sync", lambda topic, message: sent.append(message))
 
     with django_capture_on_commit_callbacks(execute=True):
         services.screen_sharing_record(

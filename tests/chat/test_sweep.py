@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from chat import events, services
+from chat import doorbell, events, services
 from chat.models import Conversation, Event, EventKind, Presence, PresenceState, Sender, Status
 from chat.services import SweepResult
 from reflib.services import rollover_partnership_agree
@@ -38,6 +38,7 @@ def sweep_at(
     def run(now: datetime) -> tuple[SweepResult, list[Notice]]:
         sent: list[Notice] = []
         monkeypatch.setattr(events, "_send", lambda group, message: sent.append((group, message)))
+        monkeypatch.setattr(doorbell, "ring_sync", lambda topic, note: sent.append((topic, note)))
         with django_capture_on_commit_callbacks(execute=True):
             result = services.sweep(now=now)
         return result, sent
