@@ -146,8 +146,7 @@ class Station:
                                 failed = False
                                 self._recovered()
                         elif message["type"] == "message":
-                            decoded = json.loads(message["data"])
-                            self.deliver(decoded["t"], decoded["n"])
+                            self._hand_out(message["data"])
             except LAYER_ERRORS as error:
                 self.subscribed.clear()
                 if not failed:
@@ -162,6 +161,14 @@ class Station:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+
+    def _hand_out(self, payload: bytes) -> None:
+        # One bad notice (another version's, a socket's failure) must not stop the listener.
+        try:
+            decoded = json.loads(payload)
+            self.deliver(decoded["t"], decoded["n"])
+        except Exception:
+            log.exception("doorbell notice not handed out")
 
     def _recovered(self) -> None:
         """What was rung while the subscription was down is lost: every follower catches up."""

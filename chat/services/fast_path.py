@@ -30,6 +30,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from chat.models import OPEN_STATUSES, Event, EventKind, Sender, Status, new_public_id
 
+POOL_WAIT_S = 3.0
+
 # ``%(gate)s`` picks the rule of who may write: a patron while the chat is open; a librarian
 # (message or note) only as the conversation's current librarian, messages only while active.
 STORE = """
@@ -88,6 +90,9 @@ async def _pool() -> AsyncConnectionPool:
             kwargs={"autocommit": True, "prepare_threshold": 0},
             open=False,
             name="reflib-chat",
+            # While the database refuses, a message waits this long for a connection and the
+            # socket then closes with 4503 (chat.outages), as the ORM path does at once.
+            timeout=POOL_WAIT_S,
         )
         _pools[loop] = pool
         await pool.open()

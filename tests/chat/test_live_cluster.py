@@ -310,7 +310,13 @@ def test_patron_and_librarian_on_different_processes_chat_in_seq_order(
     assert db_seqs(started.conversation) == expected
     assert stored_seqs(patron_events) == expected
     assert stored_seqs(desk_events) == expected
-    assert patron_events == desk_events  # the same frames, in the same order, on both sides
+    # The same frames, in the same order, on both sides; the desk's status frames also say
+    # whether the chat is this desk's librarian's.
+    assert [{k: v for k, v in f.items() if k != "mine"} for f in desk_events] == patron_events
+    assert [(f["seq"], f["mine"]) for f in desk_events if f["type"] == "status"] == [
+        (2, False),
+        (3, True),
+    ]
     messages = [(f["from"], f["body"]) for f in patron_events if f["type"] == "message"]
     assert messages[:7] == [
         ("patron", "Do you have The Hobbit?"),

@@ -69,9 +69,10 @@ def pair(
     try:
         with printed_logs([pair.a, pair.b]):
             yield pair
+        found = tracebacks([pair.a, pair.b])  # before the servers stop, which removes the logs
     finally:
         stop_pair(pair)
-    assert tracebacks([pair.a, pair.b]) == []
+    assert found == []
 
 
 def assert_exactly_once(
