@@ -35,7 +35,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from chat import doorbell, events, frames, heartbeat, outages, protocol, sharing, socket_actions
-from chat.errors import ChatError
+from chat.errors import ChatError, ServerBusy
 from chat.models import Sender
 from chat.origins import is_own
 from chat.services import fast_path
@@ -162,6 +162,9 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
             await await_many_dispatch(
                 [receive, self.channel_receive, self.inbox.get], self.dispatch
             )
+
+    def offer_position(self, frame: frames.QueuePosition) -> None:
+        """A queue position, for patron sockets (chat.doorbell.Follower); desks ignore it."""
 
     def ring(self, notice: dict[str, Any]) -> None:
         """A doorbell notice for a followed conversation (or from the heartbeat). A socket too
@@ -309,7 +312,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
 
     async def refused(self, error: ChatError, frame: dict[str, Any] | None) -> None:
         await self.send_error(error, frame)
-        if error.code == "rate_limited":
+        if error.code == "rate_limited" and not isinstance(error, ServerBusy):
             self.rate_limited += 1
             if self.rate_limited >= MAX_RATE_LIMITED:
                 await self.close(code=CLOSE_FLOODING)
@@ -385,6 +388,12 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
 
     def followed_ids(self) -> list[int]:
         return [cursor.conversation_id for cursor in self.cursors.values()]
+
+    def behind(self, newest: dict[int, int]) -> bool:
+        """Whether ``newest`` (each conversation's last ``seq``) is ahead of a cursor."""
+        return any(
+            newest.get(cursor.conversation_id, 0) > cursor.seq for cursor in self.cursors.values()
+        )
 
     async def catch_up(self, newest: dict[int, int]) -> None:
         """Replay what a lost notification left behind (one that was the last of its burst
@@ -607,6 +616,7 @@ class PatronConsumer(ChatConsumer):
         ):
             return
         self.session = session
+        await fast_path.prepare()
         await self.send_json(
             frames.welcome(
                 conversation=session.public_id,
@@ -625,15 +635,12 @@ class PatronConsumer(ChatConsumer):
         conversation_id = self.session.conversation_id if self.session else None
         return conversation_id, None, self.followed_ids(), self.held_slots()
 
-    async def chat_live(self, message: dict[str, Any]) -> None:
-        frame = message["frame"]
-        if frame["type"] == "queue":
-            # One notice per queue change reaches every waiting patron (chat.doorbell): only
-            # the ones whose place or wait changed hear of it.
-            if frame == self.position:
-                return
+    def offer_position(self, frame: frames.QueuePosition) -> None:
+        # One notice per queue change reaches every waiting patron (chat.doorbell): only the
+        # ones whose place or wait changed hear of it, and the others cost a comparison.
+        if frame != self.position:
             self.position = frame
-        await super().chat_live(message)
+            self.ring({"type": "chat.live", "frame": frame, "audience": "patron"})
 
 
 class DeskConsumer(ChatConsumer):
@@ -675,6 +682,7 @@ class DeskConsumer(ChatConsumer):
         self.user: User = user
         self.user_id = user.pk
         self.name: str = desk.welcome["user"]
+        await fast_path.prepare()
         self.library_ids = desk.library_ids
         for library_id in desk.library_ids:
             await self.join(events.library_desk_group(library_id))

@@ -51,6 +51,9 @@ class Follower(Protocol):
     def ring(self, notice: dict[str, Any]) -> None:
         """Take a notice; called on the socket's own event loop, must not block."""
 
+    def offer_position(self, frame: frames.QueuePosition) -> None:
+        """A waiting patron's place and wait after a queue change; only a change is sent."""
+
 
 def _config() -> tuple[str | None, str]:
     """The Redis address of the channel layer (None: in memory) and its key prefix."""
@@ -117,7 +120,7 @@ class Station:
                 continue
             frame = frames.queue_position(position=position, estimated_wait_s=estimated_wait_s)
             for follower in list(followers):
-                follower.ring({"type": "chat.live", "frame": frame, "audience": "patron"})
+                follower.offer_position(frame)
 
     # --- Redis --------------------------------------------------------------------------------
 

@@ -45,6 +45,15 @@ class ChatError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ServerBusy(ChatError):
+    """``rate_limited`` because the server, not the client, is behind: the message was not
+    stored and the client sends it again after ``retry_after_s`` (the acks slow down instead
+    of a backlog growing). It never counts towards closing the socket as a flood."""
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
+        super().__init__("rate_limited", detail, retry_after_s=retry_after_s)
+
+
 def error_response(
     error: ChatError,
     *,

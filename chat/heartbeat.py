@@ -6,7 +6,8 @@ cursors with the database, to replay what a lost last notification left behind. 
 socket, 2,000 idle sockets cost 100 thread hops, 200 queries and 100 Redis round trips a
 second. Done here, for all of a process's sockets at once, a beat is one thread hop (three
 queries) and one Redis pipeline, whatever the number of sockets; each socket then gets the
-newest ``seq`` of what it follows in its own inbox, in turn with its other messages.
+newest ``seq`` of what it follows in its own inbox, in turn with its other messages, if it
+is behind.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from reflib import ratelimit
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 20.0
+CATCH_UP_GRACE_S = 1.0
 
 
 class Beating(Protocol):
@@ -33,6 +35,9 @@ class Beating(Protocol):
     def pulse_share(self) -> tuple[int | None, int | None, list[int], list[tuple[str, str]]]:
         """(patron's conversation id, librarian's user id, followed conversation ids,
         held socket slots as (key, member))."""
+
+    def behind(self, newest: dict[int, int]) -> bool:
+        """Whether the database holds events of a followed conversation not yet delivered."""
 
     def ring(self, notice: dict[str, Any]) -> None: ...
 
@@ -89,9 +94,14 @@ class Heartbeat:
         await sync_to_async(ratelimit.slots_refresh, thread_sensitive=False)(
             slots, ttl_s=SLOT_TTL_S
         )
+        # Events committed just before the read are still on their way to the sockets: compared
+        # at once, every busy conversation would look behind and replay from the database, all
+        # sockets together. A moment later only a lost notice leaves a socket behind.
+        await asyncio.sleep(CATCH_UP_GRACE_S)
         notice = {"type": "chat.pulse", "newest": newest}
         for socket in sockets:
-            socket.ring(notice)
+            if socket.behind(newest):
+                socket.ring(notice)
 
 
 # A socket's slot (of its token's, of its address's) lives this long without a heartbeat.

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import psycopg
 from django.db.utils import InterfaceError, OperationalError
-from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     InterfaceError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
-    PoolTimeout,
 )
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 2.0

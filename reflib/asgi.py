@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through the chat's consumers."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -20,3 +21,6 @@ application = ProtocolTypeRouter(
         "websocket": OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+# What start-up built lives as long as the process: the collector need not scan it again on
+# every full collection, which pauses every socket of the process (docs/benchmarks.md).
+gc.freeze()

@@ -26,11 +26,16 @@ from django.db import connections
 from django.utils import timezone
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from chat.errors import ServerBusy
 from chat.models import OPEN_STATUSES, Event, EventKind, Sender, Status, new_public_id
 
+# A message waits this long for a free connection; then it is refused ``rate_limited`` and
+# sent again by the client, so that an overloaded process slows its acks down instead of
+# queueing a backlog (a connection is held for one statement: the wait is the event loop's).
 POOL_WAIT_S = 3.0
+BUSY = "The chat is busy; your message was not stored. Send it again in a moment."
 
 # ``%(gate)s`` picks the rule of who may write: a patron while the chat is open; a librarian
 # (message or note) only as the conversation's current librarian, messages only while active.
@@ -85,18 +90,24 @@ async def _pool() -> AsyncConnectionPool:
     if pool is None:
         pool = AsyncConnectionPool(
             _conninfo(),
-            min_size=1,
+            # Opened when the first socket opens, not at its first message: a database that
+            # fails later fails the statement at once (the socket closes 4503, chat.outages).
+            min_size=settings.REFLIB_DB_ASYNC_CONNECTIONS,
             max_size=settings.REFLIB_DB_ASYNC_CONNECTIONS,
             kwargs={"autocommit": True, "prepare_threshold": 0},
             open=False,
             name="reflib-chat",
-            # While the database refuses, a message waits this long for a connection and the
-            # socket then closes with 4503 (chat.outages), as the ORM path does at once.
             timeout=POOL_WAIT_S,
         )
         _pools[loop] = pool
         await pool.open()
     return pool
+
+
+async def prepare() -> None:
+    """Open this event loop's pool if it is not open (a socket that may send has opened)."""
+    if available():
+        await _pool()
 
 
 async def close() -> None:
@@ -152,6 +163,8 @@ async def message_store(
             row = await (await conn.execute(STORE, params)).fetchone()
     except pg_errors.UniqueViolation:
         return None  # a resend: message_send returns the stored one
+    except PoolTimeout:
+        raise ServerBusy(BUSY) from None
     if row is None:
         return None
     event.seq = row[0]

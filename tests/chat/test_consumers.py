@@ -8,8 +8,10 @@ none stayed in a channel-layer group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -19,6 +21,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pytest_django import Settings
 
 from chat import consumers, doorbell, events, frames, heartbeat, services
@@ -34,6 +37,7 @@ from chat.models import (
     Status,
     hash_token,
 )
+from chat.services import fast_path
 from reflib.models import Role
 from reflib.services import rollover_partnership_agree, staff_upsert
 from tests.chat.conftest import (
@@ -262,6 +266,44 @@ async def test_patron_send_is_acknowledged_with_seq_and_id_then_delivered_once(
     assert stored.body == "Hardback, please"
     assert stored.sender == Sender.PATRON
     assert seqs(frames) == [3]
+
+
+@pytest.mark.postgres
+async def test_a_message_that_finds_no_free_database_connection_is_refused_busy_not_flooding(
+    cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An overloaded process refuses with rate_limited and a retry time (the client sends again),
+    # however many times in a row: the client did nothing wrong, so no 4429 and no 4503.
+    started = await db(start)(cast.queue)
+    patron, _welcome = await sockets.patron(started)
+    await patron.drain()
+
+    @contextlib.asynccontextmanager
+    async def no_connection(pool: object, **options: object) -> AsyncIterator[None]:
+        raise PoolTimeout("couldn't get a connection after 3.00 sec")
+        yield
+
+    with monkeypatch.context() as busy:
+        busy.setattr(AsyncConnectionPool, "connection", no_connection)
+        for _ in range(consumers.MAX_RATE_LIMITED + 5):
+            await patron.send({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
+        refused = await patron.drain()
+    await patron.send({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
+    after = await patron.drain()
+
+    assert refused == [
+        {
+            "type": "error",
+            "code": "rate_limited",
+            "detail": fast_path.BUSY,
+            "retry_after_s": 1,
+            "client_msg_id": "m-1",
+        }
+    ] * (consumers.MAX_RATE_LIMITED + 5)
+    assert of_type(after, "ack") == [
+        {"type": "ack", "client_msg_id": "m-1", "seq": 3, "id": mock.ANY}
+    ]
+    assert await db(Event.objects.filter(conversation_id=started.pk).count)() == 3
 
 
 async def test_patron_resend_of_a_client_msg_id_gets_the_same_ack_and_stores_nothing_new(
@@ -627,6 +669,7 @@ async def test_a_lost_last_doorbell_is_repaired_by_the_next_heartbeat(
 ) -> None:
     # No later event reveals a gap when the last notification of a burst is lost.
     monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(heartbeat, "CATCH_UP_GRACE_S", 0.05)
     started = await db(start_accepted)(cast.queue, cast.librarian)
     patron, _welcome = await sockets.patron(started)
     desk, _desk_welcome = await sockets.desk(cast.librarian)
