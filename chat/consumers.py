@@ -340,12 +340,11 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         body: str,
         note: bool = False,
     ) -> frames.Ack | None:
-        """Store a message on the fast path (PostgreSQL, from the event loop) and ring for it;
-        None when the ORM path must decide (see chat.services.fast_path)."""
-        if not fast_path.available():
-            return None
+        """The ack of a message stored by the fast path; None when the ORM path must decide
+        (chat.services.fast_path)."""
         event = await fast_path.message_store(
             conversation_id=cursor.conversation_id,
+            conversation_public_id=cursor.public_id,
             sender=sender,
             author_id=author_id,
             author_name=author_name,
@@ -353,10 +352,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
             body=body,
             note=note,
         )
-        if event is None:
-            return None
-        await events.publish_event_now(cursor.public_id, event)
-        return socket_actions.ack(event)
+        return None if event is None else socket_actions.ack(event)
 
     # --- delivery ---------------------------------------------------------------------------
 

@@ -184,8 +184,5 @@ class LocalWindows:
             return max(1, ends - now)
         return None
 
-    def clear(self) -> None:
-        self.counts.clear()
-
 
 local_windows = LocalWindows()

@@ -28,6 +28,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from chat import events
 from chat.errors import ServerBusy
 from chat.models import OPEN_STATUSES, Event, EventKind, Sender, Status, new_public_id
 
@@ -120,6 +121,7 @@ async def close() -> None:
 async def message_store(
     *,
     conversation_id: int,
+    conversation_public_id: str,
     sender: Sender,
     author_id: int | None,
     author_name: str,
@@ -127,7 +129,10 @@ async def message_store(
     body: str,
     note: bool = False,
 ) -> Event | None:
-    """Store a message or note in one statement; None when ``message_send`` must decide."""
+    """Store a message or note in one statement and ring its doorbell (the statement has
+    committed); None when ``message_send`` must decide (or on SQLite, where it always does)."""
+    if not available():
+        return None
     gate = "patron" if sender == Sender.PATRON else "note" if note else "librarian"
     event = Event(
         conversation_id=conversation_id,
@@ -168,4 +173,5 @@ async def message_store(
     if row is None:
         return None
     event.seq = row[0]
+    await events.publish_event_now(conversation_public_id, event)
     return event
