@@ -186,6 +186,11 @@ class Socket:
             return
         self.disconnected = True
         communicator = self.communicator
+        if communicator.future.cancelled():
+            # The consumer already stopped (its task was cancelled): sending it a disconnect
+            # would raise CancelledError, a BaseException that cuts every later teardown short
+            # (settings, database flush) and fails the rest of the run.
+            return
         await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
         # communicator.disconnect() cancels once and then waits without a limit: a second lost
         # cancellation would hang the test. Cancel again until the consumer has stopped.
