@@ -12,7 +12,6 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import expect
-from pytest_django import Settings
 
 from chat import services
 from chat.models import Conversation, Event, EventKind, Status, Ticket, TicketSource
@@ -37,13 +36,6 @@ from tests.conftest import Cast
 from tests.live import DaphneProcess
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Settings) -> None:
-    # Here the test makes the librarian's session, so the daphne process never checks a
-    # password (librarians who log in through the form need the default hashers).
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def png(width: int = 24, height: int = 16) -> bytes:

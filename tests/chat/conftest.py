@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,6 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.signals import connection_created
 from django.test import Client
 from pytest_django import Settings
 from redis.asyncio import Redis
@@ -43,40 +41,6 @@ RECEIVE_TIMEOUT_S = 3.0
 QUIET_S = 0.2
 # See Socket.disconnect.
 DISCONNECT_S = 1.5
-
-
-@pytest.fixture
-def fast_password_hashing(settings: Settings) -> None:
-    """The cast has three passwords; the default hasher makes each cost a third of a second."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-NO_FSYNC = {
-    "sqlite": "PRAGMA synchronous = OFF",
-    "postgresql": "SET synchronous_commit TO off",
-}
-
-
-def _no_fsync(sender: object, connection: BaseDatabaseWrapper, **kwargs: object) -> None:
-    if connection.vendor in NO_FSYNC:
-        with connection.cursor() as cursor:
-            cursor.execute(NO_FSYNC[connection.vendor])
-
-
-@pytest.fixture
-def database_without_fsync() -> Iterator[None]:
-    """Transactional tests commit for real, and each commit waits for the disk by default.
-
-    The test database is thrown away, so its durability does not matter: every connection
-    (the test's, and the consumers' thread's) commits without waiting for the disk. Locks,
-    isolation and visibility are unchanged.
-    """
-    connection_created.connect(_no_fsync)
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and not connection.in_atomic_block:
-            _no_fsync(None, connection)
-    yield
-    connection_created.disconnect(_no_fsync)
 
 
 # --- conversations ----------
@@ -281,9 +245,7 @@ async def group_memberships() -> int:
 
 
 @pytest.fixture
-async def sockets(
-    settings: Settings, transactional_db: None, fast_password_hashing: None
-) -> AsyncIterator[Sockets]:
+async def sockets(settings: Settings, transactional_db: None) -> AsyncIterator[Sockets]:
     """Sockets on a channel layer of this test's own, checked afterwards for group clean-up
     and for followers left in the process's doorbell.
 

@@ -44,9 +44,6 @@ FOREIGN = "https://evil.example"
 JSON = "application/json"
 
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
 @pytest.fixture(autouse=True)
 def _empty_cache(settings: Settings) -> None:
     # A fresh key namespace per test instead of cache.clear(): clearing a Redis cache flushes

@@ -25,7 +25,6 @@ from tests.conftest import Cast
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.usefixtures("database_without_fsync", "fast_password_hashing"),
 ]
 
 T = TypeVar("T")

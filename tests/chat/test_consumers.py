@@ -58,7 +58,6 @@ from tests.conftest import Cast
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("database_without_fsync", "fast_password_hashing"),
 ]
 
 db = database_sync_to_async

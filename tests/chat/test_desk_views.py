@@ -32,8 +32,6 @@ from chat.models import (
 from reflib.models import Queue
 from tests.conftest import Cast
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 
 @pytest.fixture(autouse=True)
 def _media_root(settings: Settings, tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def shared_pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
 
 
 @pytest.fixture
-def pair(shared_pair: Pair, settings: Settings, fast_password_hashing: None) -> Iterator[Pair]:
+def pair(shared_pair: Pair, settings: Settings) -> Iterator[Pair]:
     use_prefix(settings, shared_pair)
     with printed_logs([shared_pair.a, shared_pair.b]):
         yield shared_pair
@@ -776,7 +776,6 @@ class Progress:
 def test_no_message_is_lost_or_repeated_across_a_drop_a_killed_process_and_a_redis_restart(
     daphne_cluster: DaphneCluster,
     settings: Settings,
-    fast_password_hashing: None,
     cast: Cast,
 ) -> None:
     # A pair of its own, to kill; the default limit (30 per 10 s) would throttle 20 a second.

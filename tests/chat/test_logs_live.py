@@ -88,7 +88,7 @@ def session_id(cast: Cast) -> str:
 
 
 @pytest.fixture
-def server(cast: Cast, fast_password_hashing: None) -> Any:
+def server(cast: Cast) -> Any:
     cluster = DaphneCluster(args=("--access-log", "-"))
     prefix = f"reflib-logs-{uuid.uuid4().hex[:12]}"
     try:

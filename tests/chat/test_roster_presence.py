@@ -21,8 +21,6 @@ from staffing.models import OpeningHours, Weekday
 from tests.chat.roster import on_shift, points
 from tests.conftest import Cast
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 NY = ZoneInfo("America/New_York")
 
 

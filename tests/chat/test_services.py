@@ -32,8 +32,6 @@ from reflib.services import rollover_partnership_agree
 from tests.chat.conftest import PATRON_IP, Started, fresh, go_available, start, start_accepted
 from tests.conftest import Cast
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 Notice = tuple[str, dict[str, Any]]
 Frame = dict[str, Any]
 

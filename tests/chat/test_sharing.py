@@ -311,6 +311,7 @@ async def test_signalling_over_the_rate_is_refused_rate_limited(
     settings.REFLIB_RATE_SHARE_SIGNALS = (3, 60)
     started, patron, desk = await accepted_chat(sockets, cast)
     await patron.send({"type": "share_request", "share": "s1"})
+    await desk.recv_until("share_request", share="s1")  # a reply before it would be refused
     await desk.send(desk_frame(started, "share_reply", share="s1", accept=True))
     await patron.recv_until("share_reply")
     await patron.send({"type": "share_candidate", "share": "s1", "candidate": CANDIDATE})
@@ -472,6 +473,7 @@ async def test_the_consent_hands_both_browsers_the_configured_ice_servers(
     settings.REFLIB_ICE_TRANSPORT_POLICY = "relay"
     started, patron, desk = await accepted_chat(sockets, cast)
     await patron.send({"type": "share_request", "share": "s1"})
+    await desk.recv_until("share_request", share="s1")  # a reply before it would be refused
     await desk.send(desk_frame(started, "share_reply", share="s1", accept=True))
 
     for socket in (patron, desk):

@@ -22,8 +22,6 @@ from reflib.services import rollover_partnership_agree
 from tests.chat.conftest import Started, fresh, go_available, start
 from tests.conftest import Cast
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 Notice = tuple[str, dict[str, Any]]
 Sweep = Callable[[datetime], tuple[SweepResult, list[Notice]]]
 

@@ -19,7 +19,6 @@ OTHER_ORIGIN = "https://other-library.example"
 PANEL = "/widget/demo/general/"
 
 # The cast's passwords are hashed quickly (tests/chat/conftest.py).
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 def directives(response: Any) -> dict[str, list[str]]:

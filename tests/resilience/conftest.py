@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 from pytest_django import Settings
 
-from tests.chat.conftest import fast_password_hashing  # noqa: F401  (a fixture)
 from tests.resilience.faults import OwnRedis, own_redis
 
 

@@ -60,7 +60,6 @@ def pair(
     daphne_cluster: DaphneCluster,
     redis_server: OwnRedis,
     settings: Settings,
-    fast_password_hashing: None,
 ) -> Iterator[Pair]:
     """Two servers on the test's own Redis; the default limit (30 per 10 s) would throttle the
     steady traffic of these tests."""

@@ -16,8 +16,6 @@ from tests.chat.conftest import (  # noqa: F401  (fixtures shared with the chat'
     RECEIVE_TIMEOUT_S,
     Socket,
     Sockets,
-    database_without_fsync,
-    fast_password_hashing,
     sockets,
 )
 

@@ -30,7 +30,6 @@ from tests.conftest import Cast
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("database_without_fsync", "fast_password_hashing"),
     # Ten thousand frames took up to two minutes on a busy two-core machine.
     pytest.mark.timeout(300),
 ]

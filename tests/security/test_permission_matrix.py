@@ -46,8 +46,6 @@ from tests.chat.test_api import png_bytes
 from tests.conftest import PASSWORD, Cast
 from tests.staffing.conftest import next_monday
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 ACTORS = (
     "anonymous",
     "other_patron",

@@ -26,8 +26,6 @@ from tests.chat.conftest import start, start_accepted
 from tests.chat.test_api import download, png_bytes
 from tests.conftest import PASSWORD, Cast
 
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 # The e-mails are enqueued on commit: those tests commit for real.
 commits = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,6 @@ from tests.security.conftest import patron_socket_from
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("database_without_fsync", "fast_password_hashing"),
 ]
 
 db = database_sync_to_async

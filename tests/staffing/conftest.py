@@ -13,18 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
-from pytest_django import Settings
 
 from reflib.models import Role, ServicePoint
 from reflib.services import service_point_ensure, staff_upsert
 from staffing.models import Assignment, Shift
 from staffing.wallclock import local_span
 from tests.conftest import PASSWORD, Cast
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def make_shift(
