@@ -51,6 +51,10 @@ class Side:
     # Paced mode: arrival time of each message from the other side, by message id.
     arrivals: dict[str, float] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Messages sent and not yet acknowledged (raw frames by id), and how many of them were
+    # refused busy and sent again after retry_after_s, as the widget and the desk do.
+    unacked: dict[str, str] = field(default_factory=dict)
+    resent: int = 0
     frames: int = 0
     reader: asyncio.Task[None] | None = None
     counter: Iterator[int] = field(default_factory=itertools.count)
@@ -69,6 +73,17 @@ class Side:
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(frame))
+
+    async def send_message(self, message_id: str, raw: str) -> None:
+        if not self.relay:
+            self.unacked[message_id] = raw
+        await self.ws.send(raw)
+
+    def _send_again(self, message_id: str) -> None:
+        raw = self.unacked.get(message_id)
+        if raw is not None:
+            self.resent += 1
+            asyncio.ensure_future(self.ws.send(raw))  # noqa: RUF006 (the reader awaits the answer)
 
     async def _read(self) -> None:
         with suppress(ConnectionClosed):
@@ -92,9 +107,15 @@ class Side:
             key = frame.get("client_msg_id") or ""
             return ("echo" if key.startswith(self.prefix) else "msg"), key
         if kind == "ack":
+            self.unacked.pop(frame["client_msg_id"], None)
             return "ack", frame["client_msg_id"]
         if kind == "error":
-            self.errors.append(frame)
+            refused = str(frame.get("client_msg_id"))
+            if frame.get("code") == "rate_limited" and refused in self.unacked:
+                delay = float(frame.get("retry_after_s") or 1)
+                asyncio.get_running_loop().call_later(delay, self._send_again, refused)
+            else:
+                self.errors.append(frame)
         return str(kind), ""
 
     async def ask(self, frame: dict[str, Any], answer: str) -> dict[str, Any]:
@@ -236,6 +257,8 @@ class Result:
     # Paced: messages sent, and those that arrived before the last send was due.
     sent: int = 0
     arrived_in_window: int = 0
+    # Paced: messages refused busy and sent again (back-pressure), counted once per refusal.
+    resent: int = 0
 
     @property
     def messages(self) -> int:
@@ -268,7 +291,7 @@ async def lockstep(pairs: Sequence[Pair], *, warmup_s: float, seconds: float) ->
             ack = sender.expect("ack", message_id)
             arrival = receiver.expect("msg", message_id)
             sent = now()
-            await sender.ws.send(pair.frame(sender, message_id))
+            await sender.send_message(message_id, pair.frame(sender, message_id))
             try:
                 (acked, _), (arrived, _) = await asyncio.wait_for(
                     asyncio.gather(ack, arrival), TIMEOUT_S
@@ -296,6 +319,7 @@ async def paced(
     for pair in pairs:
         pair.patron.arrivals = {}
         pair.librarian.arrivals = {}
+    resent_before = _resent(pairs)
     start = now()
     end = start + seconds
 
@@ -305,7 +329,7 @@ async def paced(
             await asyncio.sleep(max(0.0, next_send - now()))
             message_id = sender.next_id()
             sent_at[direction][message_id] = now()
-            await sender.ws.send(pair.frame(sender, message_id))
+            await sender.send_message(message_id, pair.frame(sender, message_id))
             next_send += interval_s
 
     await asyncio.gather(
@@ -334,7 +358,18 @@ async def paced(
     for pair in pairs:
         pair.patron.arrivals = pair.librarian.arrivals = None
     lost = expected - sum(len(v) for v in latencies.values())
-    return Result(seconds, latencies, lost, sent=expected, arrived_in_window=in_window)
+    return Result(
+        seconds,
+        latencies,
+        lost,
+        sent=expected,
+        arrived_in_window=in_window,
+        resent=_resent(pairs) - resent_before,
+    )
+
+
+def _resent(pairs: Sequence[Pair]) -> int:
+    return sum(pair.patron.resent + pair.librarian.resent for pair in pairs)
 
 
 def _arrived(pairs: Sequence[Pair]) -> int:

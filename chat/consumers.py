@@ -341,7 +341,10 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         note: bool = False,
     ) -> frames.Ack | None:
         """The ack of a message stored by the fast path; None when the ORM path must decide
-        (chat.services.fast_path)."""
+        (chat.services.fast_path). A process too far behind refuses it busy first
+        (back-pressure, chat.heartbeat)."""
+        if heartbeat.overloaded():
+            raise ServerBusy(fast_path.BUSY)
         event = await fast_path.message_store(
             conversation_id=cursor.conversation_id,
             conversation_public_id=cursor.public_id,

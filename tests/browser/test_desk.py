@@ -437,6 +437,36 @@ def test_desk_resumes_after_the_server_drops_it_and_shows_each_message_once(
     assert len(seqs) == len(set(seqs)) == orm(conversation, chat.conversation.pk).last_seq
 
 
+def test_a_message_refused_rate_limited_waits_and_goes_again_by_itself(
+    cast: Cast, reflib: DaphneProcess, browsers: Browsers, orm: Orm
+) -> None:
+    # The server refuses rate_limited when the librarian is too fast or the process is busy
+    # (back-pressure): the desk sends the message again after retry_after_s, under its id.
+    reflib.kill()
+    reflib.env["REFLIB_RATE_MESSAGES"] = "2/3"
+    reflib.start()
+    chat = orm(accepted, cast, cast.librarian, "Can I renew my loans online?")
+    page = log_in(browsers.new(), "lena")
+    expect(log_entries(page, "Can I renew my loans online?")).to_have_count(1)
+    message_box = panel(page).get_by_role("textbox", name="Message")
+
+    for body in ("Yes, you can.", "Log in to your account,", "then choose Renew all."):
+        message_box.fill(body)
+        message_box.press("Enter")
+
+    expect(panel(page).locator(".desk-pending")).to_contain_text("then choose Renew all.")
+    expect(log_entries(page, "then choose Renew all.")).to_have_count(1, timeout=10_000)
+    expect(panel(page).locator(".desk-pending li")).to_have_count(0)
+    bodies = orm(
+        lambda: list(
+            Event.objects.filter(conversation_id=chat.conversation.pk, sender="librarian")
+            .order_by("seq")
+            .values_list("body", flat=True)
+        )
+    )
+    assert bodies == ["Yes, you can.", "Log in to your account,", "then choose Renew all."]
+
+
 def test_desk_notices_its_browser_going_offline_at_once_and_catches_up_when_back(
     cast: Cast, browsers: Browsers, orm: Orm
 ) -> None:

@@ -267,6 +267,16 @@ async def test_patron_send_is_acknowledged_with_seq_and_id_then_delivered_once(
     assert seqs(frames) == [3]
 
 
+# The answer to message m-1 when the process is too busy to store it (back-pressure).
+REFUSED_BUSY = {
+    "type": "error",
+    "code": "rate_limited",
+    "detail": fast_path.BUSY,
+    "retry_after_s": 1,
+    "client_msg_id": "m-1",
+}
+
+
 @pytest.mark.postgres
 async def test_a_message_that_finds_no_free_database_connection_is_refused_busy_not_flooding(
     cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
@@ -290,19 +300,42 @@ async def test_a_message_that_finds_no_free_database_connection_is_refused_busy_
     await patron.send({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
     after = await patron.drain()
 
-    assert refused == [
-        {
-            "type": "error",
-            "code": "rate_limited",
-            "detail": fast_path.BUSY,
-            "retry_after_s": 1,
-            "client_msg_id": "m-1",
-        }
-    ] * (consumers.MAX_RATE_LIMITED + 5)
+    assert refused == [REFUSED_BUSY] * (consumers.MAX_RATE_LIMITED + 5)
     assert of_type(after, "ack") == [
         {"type": "ack", "client_msg_id": "m-1", "seq": 3, "id": mock.ANY}
     ]
     assert await db(Event.objects.filter(conversation_id=started.pk).count)() == 3
+
+
+async def test_a_process_whose_event_loop_falls_behind_refuses_messages_busy_until_it_catches_up(
+    cast: Cast, sockets: Sockets, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Back-pressure: a message that finds the process's loop far behind is refused before any
+    # database work, and the client's resend after retry_after_s is stored exactly once.
+    settings.REFLIB_OVERLOAD_LAG_MS = 150
+    started = await db(start)(cast.queue)
+    patron, _welcome = await sockets.patron(started)
+    await patron.drain()
+    frame = {"type": "send", "client_msg_id": "m-1", "body": "Anyone?"}
+
+    # The whole process stalls, as when it is handed more than it can do.
+    time.sleep(0.6)  # noqa: ASYNC251
+    await asyncio.sleep(3 * heartbeat.LAG_TICK_S)
+    await patron.send(frame)
+    refused = await patron.drain()
+    acks: list[Frame] = []
+    for _attempt in range(10):  # the client's resends, each after retry_after_s
+        await asyncio.sleep(heartbeat.SHED_S)
+        await patron.send(frame)
+        acks = of_type(await patron.drain(), "ack")
+        if acks:
+            break
+
+    assert refused == [REFUSED_BUSY]
+    assert acks == [{"type": "ack", "client_msg_id": "m-1", "seq": 3, "id": mock.ANY}]
+    assert await db(Event.objects.filter(conversation_id=started.pk).count)() == 3
+    assert "new messages are refused busy" in caplog.text
+    assert "event loop caught up;" in caplog.text
 
 
 async def test_patron_resend_of_a_client_msg_id_gets_the_same_ack_and_stores_nothing_new(

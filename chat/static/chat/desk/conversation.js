@@ -295,6 +295,16 @@ export class Conversation {
     return true;
   }
 
+  retryLater(frame) {
+    const pending = this.pending.get(frame.client_msg_id);
+    if (!pending) return false;
+    setTimeout(
+      () => this.pending.get(frame.client_msg_id) === pending && this.desk.send(pending.frame),
+      1000 * (frame.retry_after_s || 1),
+    );
+    return true;
+  }
+
   // After a reconnect: what the server has not acknowledged goes again, under the same id.
   resendPending() {
     for (const pending of this.pending.values()) {

@@ -153,6 +153,8 @@ class Desk {
     }
     if (frame.client_msg_id) {
       const owner = this.owners.get(frame.client_msg_id);
+      // Busy or over the rate: the message waits, then goes again under the same id.
+      if (frame.code === "rate_limited" && owner?.retryLater(frame)) return;
       this.owners.delete(frame.client_msg_id);
       if (owner?.failed(frame.client_msg_id, frame.detail)) return;
     }
