@@ -33,6 +33,7 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from chat import doorbell, events, frames, heartbeat, outages, protocol, sharing, socket_actions
 from chat.errors import ChatError, ServerBusy
@@ -127,7 +128,7 @@ class FrameBudget:
         if self.spent > self.count:
             retry_after = max(1, (window + 1) * self.period - int(time.monotonic()))
             raise ChatError(
-                "rate_limited", "You are sending frames too fast.", retry_after_s=retry_after
+                "rate_limited", _("You are sending frames too fast."), retry_after_s=retry_after
             )
 
 
@@ -344,7 +345,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         (chat.services.fast_path). A process too far behind refuses it busy first
         (back-pressure, chat.heartbeat)."""
         if heartbeat.overloaded():
-            raise ServerBusy(fast_path.BUSY)
+            raise ServerBusy(_(fast_path.BUSY))
         event = await fast_path.message_store(
             conversation_id=cursor.conversation_id,
             conversation_public_id=cursor.public_id,
@@ -825,7 +826,7 @@ class DeskConsumer(ChatConsumer):
     def _followed(self, public_id: str) -> Cursor:
         cursor = self.cursors.get(public_id)
         if cursor is None:
-            raise ChatError("not_found", "Subscribe to the conversation first.")
+            raise ChatError("not_found", _("Subscribe to the conversation first."))
         return cursor
 
     async def chat_queue_changed(self, message: dict[str, Any]) -> None:

@@ -375,4 +375,4 @@ class PatronBlock(LibraryOwned):
         default_related_name = "patron_blocks"
 
     def __str__(self) -> str:
-        return f"Block until {self.until:%Y-%m-%d %H:%M}"
+        return str(_("Block until %(until)s") % {"until": f"{self.until:%Y-%m-%d %H:%M}"})

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from chat import frames, origins, selectors, services, sharing
 from chat.errors import ChatError
@@ -24,7 +25,7 @@ from chat.models import Conversation, Event, PresenceState, Sender, Status
 from chat.ratelimit import check_rate, check_socket_rate
 from reflib.models import Queue, display_name
 
-TOO_FAST = "You are sending messages too fast."
+TOO_FAST = gettext_noop("You are sending messages too fast.")
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,12 @@ def patron_message_allowed(*, session: PatronSession) -> None:
     """The per-token and per-address message limits; checked in the event loop, before the
     message is stored by either path (no database, no round trip)."""
     check_socket_rate(
-        key=f"msg:{session.token_hash}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST
+        key=f"msg:{session.token_hash}", limit=settings.REFLIB_RATE_MESSAGES, detail=_(TOO_FAST)
     )
     check_socket_rate(
         key=f"msg:addr:{session.address}",
         limit=settings.REFLIB_RATE_MESSAGES_ADDRESS,
-        detail=TOO_FAST,
+        detail=_(TOO_FAST),
     )
 
 
@@ -204,7 +205,7 @@ def sockets_alive(
 
 def desk_presence(*, user: User, state: str) -> None:
     if state not in PresenceState.values:
-        raise ChatError("invalid", "Presence is available, away or offline.")
+        raise ChatError("invalid", _("Presence is available, away or offline."))
     services.presence_set(user=user, state=PresenceState(state))
 
 
@@ -248,7 +249,7 @@ def desk_view(*, user: User, public_id: str) -> ConversationRef:
 
 def desk_message_allowed(*, user_id: int) -> None:
     check_socket_rate(
-        key=f"msg:user:{user_id}", limit=settings.REFLIB_RATE_MESSAGES, detail=TOO_FAST
+        key=f"msg:user:{user_id}", limit=settings.REFLIB_RATE_MESSAGES, detail=_(TOO_FAST)
     )
 
 
@@ -280,11 +281,11 @@ def desk_transfer(*, user: User, public_id: str, to_user: str, to_queue: str, no
     if to_user:
         target_user = User.objects.filter(username=to_user, is_active=True).first()
         if target_user is None:
-            raise ChatError("not_found", services.NO_SUCH_COLLEAGUE)
+            raise ChatError("not_found", _(services.NO_SUCH_COLLEAGUE))
     if to_queue:
         target_queue = Queue.objects.by_address(to_queue)
         if target_queue is None:
-            raise ChatError("not_found", "No such queue.")
+            raise ChatError("not_found", _("No such queue."))
     services.conversation_transfer(
         conversation_id=conversation.pk,
         user=user,

@@ -12,6 +12,7 @@ import unicodedata
 import warnings
 from typing import IO
 
+from django.utils.translation import gettext as _
 from PIL import Image
 
 from chat.errors import ChatError
@@ -39,7 +40,7 @@ class UnsupportedFileType(ChatError):
     http_status = 415
 
     def __init__(self) -> None:
-        super().__init__("invalid", "Only images (PNG, JPEG, GIF, WebP) and PDF files.")
+        super().__init__("invalid", _("Only images (PNG, JPEG, GIF, WebP) and PDF files."))
 
 
 def detect_content_type(stream: IO[bytes]) -> str:
@@ -64,7 +65,7 @@ def _image_type(stream: IO[bytes]) -> str:
                 image_format = image.format
                 image.verify()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ChatError("too_large", "The image has too many pixels.") from None
+        raise ChatError("too_large", _("The image has too many pixels.")) from None
     except Exception:
         # Pillow raises many kinds of exception on malformed input (OSError, SyntaxError,
         # ValueError, struct.error, ...): each one means "not an image we accept".

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 
 from reflib.models import Library, Role
 
@@ -23,7 +24,7 @@ def librarian_required(view: View) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not Library.objects.visible_to(request.user, role=Role.LIBRARIAN).exists():
-            raise PermissionDenied("You are not a librarian of any library.")
+            raise PermissionDenied(_("You are not a librarian of any library."))
         return view(request, *args, **kwargs)
 
     return wrapper

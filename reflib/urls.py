@@ -3,11 +3,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy as _
 
 from reflib import views
 from reflib.auth_forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
-admin.site.site_header = "reflib administration"
+admin.site.site_header = _("reflib administration")
 admin.site.site_title = "reflib"
 admin.site.login_form = ThrottledAdminAuthenticationForm
 

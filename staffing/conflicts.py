@@ -30,6 +30,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import models
+from django.utils.dateformat import format as format_date
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -208,7 +209,8 @@ def load_rules(
 
 
 def _local(at: datetime, zone: ZoneInfo) -> str:
-    return f"{at.astimezone(zone):%a %d %b %H:%M}"
+    # Django's format, so that day and month names follow the active language.
+    return format_date(at.astimezone(zone), "D d M H:i")
 
 
 def _overlaps(a: Interval, b: Interval) -> bool:
@@ -352,7 +354,7 @@ def _weekly_hours(c: Candidate) -> Conflict | None:
         _("%(hours)s h in the week of %(week)s, over the limit of %(limit)s h.")
         % {
             "hours": _hours(week_hours),
-            "week": f"{week_start:%d %b}",
+            "week": format_date(week_start, "d M"),
             "limit": _hours(c.person.hour_limit),
         },
     )

@@ -12,11 +12,15 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils.dateformat import format as format_date
 from django.utils.translation import gettext as _
 
 from reflib.models import Library, Membership, Role, display_name
 from staffing import tasks
 from staffing.models import Shift, TimeOffRequest
+
+# Day and month names in the active language (strftime would give the C locale's English).
+LONG = "l d F Y H:i"
 
 
 def managers_of(library: Library) -> list[User]:
@@ -30,19 +34,15 @@ def managers_of(library: Library) -> list[User]:
 
 def describe_shift(shift: Shift) -> str:
     zone = shift.library.zone
-    start = shift.start.astimezone(zone)
-    end = shift.end.astimezone(zone)
-    return (
-        f"{shift.service_point.name}, {start:%A %d %B %Y %H:%M}-{end:%H:%M} ({shift.library.name})"
-    )
+    start = format_date(shift.start.astimezone(zone), LONG)
+    end = format_date(shift.end.astimezone(zone), "H:i")
+    return f"{shift.service_point.name}, {start}-{end} ({shift.library.name})"
 
 
 def describe_time_off(request: TimeOffRequest) -> str:
     zone = request.library.zone
-    return (
-        f"{request.start.astimezone(zone):%A %d %B %Y %H:%M} - "
-        f"{request.end.astimezone(zone):%A %d %B %Y %H:%M}"
-    )
+    start = format_date(request.start.astimezone(zone), LONG)
+    return f"{start} - {format_date(request.end.astimezone(zone), LONG)}"
 
 
 def notify(*, to: Iterable[User], subject: str, lines: Iterable[str]) -> None:

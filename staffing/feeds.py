@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from reflib.access import librarian_required
@@ -34,7 +35,10 @@ def _date_param(request: HttpRequest, name: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{name!r} must be a date as YYYY-MM-DD, not {value!r}") from None
+        raise ValueError(
+            _("%(name)r must be a date as YYYY-MM-DD, not %(value)r")
+            % {"name": name, "value": value}
+        ) from None
 
 
 @require_GET
@@ -50,10 +54,11 @@ def roster_csv_view(request: HttpRequest, library: str) -> HttpResponse:
     except ValueError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     if end < start:
-        return HttpResponseBadRequest("'to' is before 'from'", content_type="text/plain")
+        return HttpResponseBadRequest(_("'to' is before 'from'"), content_type="text/plain")
     if (end - start).days >= MAX_GENERATION_DAYS:
         return HttpResponseBadRequest(
-            f"Export at most {MAX_GENERATION_DAYS} days at once", content_type="text/plain"
+            _("Export at most %(days)d days at once") % {"days": MAX_GENERATION_DAYS},
+            content_type="text/plain",
         )
     response = HttpResponse(
         roster_csv(library=found, start=start, end=end), content_type="text/csv; charset=utf-8"

@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from chat import events, retention
 from chat.errors import ChatError
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 # The same answer for an unknown username and another library's: no username is confirmed.
-NO_SUCH_COLLEAGUE = "No such colleague."
+NO_SUCH_COLLEAGUE = gettext_noop("No such colleague.")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -36,7 +37,7 @@ from chat.models import OPEN_STATUSES, Event, EventKind, Sender, Status, new_pub
 # sent again by the client, so that an overloaded process slows its acks down instead of
 # queueing a backlog (a connection is held for one statement: the wait is the event loop's).
 POOL_WAIT_S = 3.0
-BUSY = "The chat is busy; your message was not stored. Send it again in a moment."
+BUSY = gettext_noop("The chat is busy; your message was not stored. Send it again in a moment.")
 
 # ``%(gate)s`` picks the rule of who may write: a patron while the chat is open; a librarian
 # (message or note) only as the conversation's current librarian, messages only while active.
