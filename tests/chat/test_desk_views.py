@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +113,59 @@ def test_desk_page_carries_its_config_and_no_inline_script(cast: Cast) -> None:
     # CSP is script-src 'self': every executable script has a src.
     assert re.findall(r"<script(?![^>]*(?:src=|application/json))[^>]*>", html) == []
     assert "style=" not in html
+
+
+def desk_strings(html: str) -> dict[str, str]:
+    """What the desk page hands its script to say (the ``desk-strings`` JSON block)."""
+    found = re.search(r'<script id="desk-strings" type="application/json">(.*?)</script>', html)
+    assert found is not None
+    strings: dict[str, str] = json.loads(found.group(1))
+    return strings
+
+
+def test_desk_page_speaks_spanish_to_a_spanish_browser(cast: Cast) -> None:
+    client = cast.client_for(cast.librarian)
+
+    html = client.get("/desk/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+
+    assert '<html lang="es">' in html
+    for words in ["Usuarios en espera", "Mis conversaciones", "Mi presencia", "Cerrar sesión"]:
+        assert words in html
+    strings = desk_strings(html)
+    assert strings["connected"] == "Conectado"
+    assert strings["typing"] == "%(name)s está escribiendo…"
+
+
+def test_every_word_the_desk_script_says_is_translated_into_spanish(cast: Cast) -> None:
+    client = cast.client_for(cast.librarian)
+
+    english = desk_strings(client.get("/desk/").content.decode())
+    spanish = desk_strings(client.get("/desk/", HTTP_ACCEPT_LANGUAGE="es").content.decode())
+
+    assert english.keys() == spanish.keys()
+    # "No" is the same word in both languages.
+    untranslated = {key for key in english if english[key] == spanish[key]} - {"answer_no"}
+    assert untranslated == set()
+
+
+def test_desk_page_stays_english_without_a_language_preference(cast: Cast) -> None:
+    html = cast.client_for(cast.librarian).get("/desk/").content.decode()
+
+    assert '<html lang="en">' in html
+    assert "Waiting patrons" in html
+    assert desk_strings(html)["connected"] == "Connected"
+
+
+def test_follow_up_tickets_page_speaks_spanish(cast: Cast) -> None:
+    html = (
+        cast.client_for(cast.librarian)
+        .get("/desk/tickets/", HTTP_ACCEPT_LANGUAGE="es")
+        .content.decode()
+    )
+
+    assert "Tickets de seguimiento" in html
+    assert "0 tickets" in html
+    assert "Solo los tickets asignados a mí" in html
 
 
 def test_desk_shows_colleagues_available_now_of_my_libraries_only(cast: Cast) -> None:

@@ -124,6 +124,23 @@ def test_my_shifts_shows_upcoming_shifts_in_local_time_and_my_hours(desk: Desk) 
     assert 'id="hours-week"' in html
 
 
+def test_my_shifts_speaks_spanish_to_a_spanish_browser(desk: Desk) -> None:
+    monday = next_monday()
+    desk.shift(monday, time(9), time(13), staff=(desk.cast.librarian,))
+    client = login(desk.cast.librarian)
+
+    spanish = text(client.get("/staffing/", HTTP_ACCEPT_LANGUAGE="es"))
+    english = text(client.get("/staffing/"))
+
+    assert '<html lang="es">' in spanish
+    for words in ["Mis turnos", "Próximos turnos (cuatro semanas)", "Mi disponibilidad"]:
+        assert words in spanish
+    assert f"lun {monday.day} " in spanish
+    assert "Upcoming shifts (four weeks)" not in spanish
+    assert "Upcoming shifts (four weeks)" in english
+    assert f"Mon {monday.day} " in english
+
+
 def test_hours_this_week_count_my_shifts_of_this_week(desk: Desk) -> None:
     today = timezone.now().astimezone(NY).date()
     monday = today - timedelta(days=today.weekday())
@@ -456,6 +473,30 @@ def test_a_conflicting_assignment_needs_a_note_and_is_kept_with_it(desk: Desk) -
     assert "Already on another shift" in text(refused)
     assert kept.status_code == 302
     assert Assignment.objects.active().filter(shift=shift).count() == 1
+
+
+def test_a_manager_reading_spanish_gets_conflicts_and_sends_notices_in_spanish(
+    desk: Desk, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    monday = next_monday()
+    desk.shift(monday, time(9), time(13), staff=(desk.cast.librarian,))
+    shift = desk.shift(monday, time(10), time(12), point=desk.chat)
+    client = login(desk.cast.manager)
+    url = f"/staffing/demo/shifts/{shift.pk}/"
+
+    refused = client.post(url, {"user": desk.cast.librarian.pk}, HTTP_ACCEPT_LANGUAGE="es")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            url,
+            {"user": desk.cast.librarian.pk, "override_note": "Evento corto"},
+            HTTP_ACCEPT_LANGUAGE="es",
+        )
+
+    assert "Ya está en otro turno lun " in text(refused)
+    (notice,) = mail.outbox
+    assert notice.subject.startswith("Nuevo turno: Chat, Lunes ")
+    assert "Mara le asignó este turno:" in notice.body
+    assert "Sus turnos: " in notice.body
 
 
 def test_assigning_someone_of_another_library_is_a_form_error(desk: Desk) -> None:
