@@ -283,8 +283,19 @@ class Transaction(LibraryOwned):
                 ],
                 name="txn_library_started_local",
             ),
+            # The chat service levels read the chat format's rows: the columns they aggregate
+            # are included, so they read this index alone too.
             models.Index(
-                fields=["library", "format", "started_at"], name="txn_library_format_started"
+                fields=["library", "format", "started_at"],
+                include=[
+                    "outcome",
+                    "wait_s",
+                    "first_response_s",
+                    "duration_s",
+                    "rolled_over",
+                    "rating",
+                ],
+                name="txn_library_format_chat",
             ),
             models.Index(
                 fields=["library", "service_point", "started_at"], name="txn_library_point_started"

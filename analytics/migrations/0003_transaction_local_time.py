@@ -1,5 +1,6 @@
 """Transactions keep their local date, weekday and hour (the library's wall clock), stamped for
-the rows that exist in one UPDATE per library, and the library/started index carries them."""
+the rows that exist in one UPDATE per library; the library/started index carries them and the
+library/format/started index the columns of the chat service levels."""
 
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,6 +76,22 @@ class Migration(migrations.Migration):
                     "question_type",
                 ),
                 name="txn_library_started_local",
+            ),
+        ),
+        migrations.RemoveIndex(model_name="transaction", name="txn_library_format_started"),
+        migrations.AddIndex(
+            model_name="transaction",
+            index=models.Index(
+                fields=["library", "format", "started_at"],
+                include=(
+                    "outcome",
+                    "wait_s",
+                    "first_response_s",
+                    "duration_s",
+                    "rolled_over",
+                    "rating",
+                ),
+                name="txn_library_format_chat",
             ),
         ),
     ]
