@@ -238,11 +238,12 @@ class TransactionAdmin(LibraryScopedAdmin):
 def statistics_context(form: ScopeForm) -> dict[str, Any]:
     """Everything the statistics page shows, for the scope the form's filters describe."""
     scope = form.scope()
-    days = selectors.volume_by_day(scope)
-    read_counts = selectors.read_distribution(scope)
+    seen = selectors.overview(scope)
+    days = seen.days
+    read_counts = seen.read_levels
     read_labels = dict(READ_LEVELS)
     levels = selectors.service_levels(scope)
-    demand = selectors.heatmap(scope)
+    demand = seen.heatmap
     coverage = selectors.demand_vs_coverage(scope, demand=demand)
     query = form.query()
     slug = scope.library.slug
@@ -259,10 +260,7 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
             + [(_("Not given"), read_counts.get(None, 0))]
         ),
         "type_shares": charts.shares(
-            [
-                (entry.label or _("Not given"), entry.count)
-                for entry in selectors.category_distribution(scope, kind=CategoryKind.QUESTION_TYPE)
-            ]
+            [(entry.label or _("Not given"), entry.count) for entry in seen.question_types]
         ),
         "levels": levels,
         "coverage": coverage,

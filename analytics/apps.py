@@ -21,6 +21,12 @@ def _library_saved(
         categories_ensure_defaults(library=instance)
 
 
+def _library_timezone_changed(sender: Any, *, library: Any, **kwargs: Any) -> None:
+    from analytics.services import transactions_localise
+
+    transactions_localise(library=library)
+
+
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = _("Statistics and reports")
@@ -34,6 +40,7 @@ class AnalyticsConfig(AppConfig):
         from reflib.demo import register_history
         from reflib.jobs import Periodic, register_periodic
         from reflib.models import Library
+        from reflib.signals import library_timezone_changed
 
         # After the chat's seeder (chat is installed first): its conversations become
         # transactions through the same service as live ones.
@@ -44,6 +51,9 @@ class AnalyticsConfig(AppConfig):
         conversation_ended.connect(_record_chat, dispatch_uid="analytics.record_chat")
         conversation_rated.connect(_record_chat, dispatch_uid="analytics.record_chat_rating")
         post_save.connect(_library_saved, sender=Library, dispatch_uid="analytics.library_lists")
+        library_timezone_changed.connect(
+            _library_timezone_changed, dispatch_uid="analytics.library_timezone"
+        )
         register_periodic(
             Periodic(
                 name="daily-report",

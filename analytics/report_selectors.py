@@ -24,16 +24,13 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count
-from django.db.models.functions import ExtractHour
-
 from analytics.models import CategoryKind
 from analytics.selectors import (
     Scope,
     Spread,
     category_distribution,
+    counts_by,
     service_levels,
-    transactions_in,
 )
 from analytics.stopwords import STOP_WORDS
 from chat.models import Conversation, Event, EventKind, Sender, Status
@@ -57,13 +54,7 @@ def _spread(spread: Spread) -> dict[str, Any]:
 
 
 def _volumes(scope: Scope) -> dict[str, Any]:
-    by_hour = dict(
-        transactions_in(scope)
-        .annotate(hour=ExtractHour("started_at", tzinfo=scope.library.zone))
-        .values_list("hour")
-        .annotate(n=Count("id"))
-        .values_list("hour", "n")
-    )
+    by_hour = {hour: n for (hour,), n in counts_by(scope, "local_hour").items()}
     channels = category_distribution(scope, kind=CategoryKind.FORMAT)
     return {
         "total": sum(int(n) for n in by_hour.values()),

@@ -1,12 +1,14 @@
 """Reads of the analytics app: the aggregates behind the manager views, CSVs and daily reports.
 
 Every function takes a :class:`Scope` (one library, an inclusive range of *local* dates, optional
-service point, queue and format) and aggregates in SQL. Buckets (days, weekday and hour) are
-computed by the database in the library's time zone, so they follow the wall clock across a
-daylight-saving change: a question asked at 10:30 local is in the 10:00 bucket on both sides.
+service point, queue and format) and aggregates in SQL. Buckets (days, weekday and hour) are the
+wall-clock ones each transaction was stamped with in the library's time zone
+(``Transaction.localise``), so they follow the wall clock across a daylight-saving change: a
+question asked at 10:30 local is in the 10:00 bucket on both sides.
 
-Counts are ``COUNT(*)``, so the heat map and the volume read only the ``(library, started_at)``
-index.
+Counts are ``COUNT(*)`` and the buckets, READ level and question type are included in the
+``(library, started_at)`` index, so the volume, the heat map and the distributions read only
+that index.
 
 Definitions of the chat service levels (also in ``docs/analytics.md``):
 
@@ -24,9 +26,11 @@ Definitions of the chat service levels (also in ``docs/analytics.md``):
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.db import connection
@@ -38,7 +42,6 @@ from django.db.models import (
     Q,
     QuerySet,
 )
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind, Outcome, Transaction
 from reflib.models import Library, ServicePoint
@@ -110,17 +113,26 @@ class DayVolume:
 TREND_DAYS = 7
 
 
-def volume_by_day(scope: Scope) -> list[DayVolume]:
-    """Transactions per local day (every day of the range, zeros included) with a 7-day trend."""
-    counts = dict(
+def counts_by(scope: Scope, *columns: str) -> dict[tuple[Any, ...], int]:
+    """Transactions per combination of ``columns`` that occurs (one grouped query)."""
+    rows = (
         transactions_in(scope)
-        .annotate(day=TruncDate("started_at", tzinfo=scope.library.zone))
-        .values_list("day")
+        .values_list(*columns)
         .annotate(n=Count("*"))
-        .values_list("day", "n")
+        .values_list(*columns, "n")
     )
+    return {tuple(row[:-1]): int(row[-1]) for row in rows}
+
+
+def volume_by_day(scope: Scope, *, per_day: dict[date, int] | None = None) -> list[DayVolume]:
+    """Transactions per local day (every day of the range, zeros included) with a 7-day trend.
+
+    ``per_day`` is the scope's count per day when the caller has it already (:func:`overview`).
+    """
+    if per_day is None:
+        per_day = {day: n for (day,), n in counts_by(scope, "local_date").items()}
     days = scope.days
-    series = [int(counts.get(day, 0)) for day in days]
+    series = [per_day.get(day, 0) for day in days]
     result = []
     for index, day in enumerate(days):
         window = series[max(0, index - TREND_DAYS + 1) : index + 1]
@@ -135,18 +147,10 @@ HeatMap = dict[tuple[int, int], int]
 
 def heatmap(scope: Scope) -> HeatMap:
     """Transactions per (weekday, hour) in local time; weekday 0 is Monday. Only non-zero cells."""
-    zone = scope.library.zone
-    rows = (
-        transactions_in(scope)
-        .annotate(
-            weekday=ExtractIsoWeekDay("started_at", tzinfo=zone),
-            hour=ExtractHour("started_at", tzinfo=zone),
-        )
-        .values_list("weekday", "hour")
-        .annotate(n=Count("*"))
-        .values_list("weekday", "hour", "n")
-    )
-    return {(int(weekday) - 1, int(hour)): int(n) for weekday, hour, n in rows}
+    return {
+        (weekday, hour): n
+        for (weekday, hour), n in counts_by(scope, "local_weekday", "local_hour").items()
+    }
 
 
 def hours_of_week() -> list[tuple[int, int]]:
@@ -158,13 +162,7 @@ def hours_of_week() -> list[tuple[int, int]]:
 
 def read_distribution(scope: Scope) -> dict[int | None, int]:
     """Transactions per READ level (None: not given)."""
-    rows = (
-        transactions_in(scope)
-        .values_list("read_level")
-        .annotate(n=Count("*"))
-        .values_list("read_level", "n")
-    )
-    return {level: int(n) for level, n in rows}
+    return {level: n for (level,), n in counts_by(scope, "read_level").items()}
 
 
 @dataclass(frozen=True)
@@ -174,28 +172,72 @@ class CategoryCount:
     count: int
 
 
+CATEGORY_COLUMNS = {
+    CategoryKind.QUESTION_TYPE: "question_type",
+    CategoryKind.FORMAT: "format",
+    CategoryKind.TAG: "tags",
+}
+
+
 def category_distribution(scope: Scope, *, kind: CategoryKind) -> list[CategoryCount]:
     """Transactions per current entry of a list (renamed and merged entries counted together).
 
     For tags a transaction counts once for each of its tags.
     """
-    path = {
-        CategoryKind.QUESTION_TYPE: "question_type__current",
-        CategoryKind.FORMAT: "format__current",
-        CategoryKind.TAG: "tags__current",
-    }[kind]
-    rows = (
-        transactions_in(scope)
-        .values_list(f"{path}_id", f"{path}__label")
-        .annotate(n=Count("*"))
-        .values_list(f"{path}_id", f"{path}__label", "n")
-    )
+    recorded = counts_by(scope, CATEGORY_COLUMNS[kind])
+    return _current_entries({pk: n for (pk,), n in recorded.items()}, kind=kind)
+
+
+def _current_entries(recorded: dict[int | None, int], *, kind: CategoryKind) -> list[CategoryCount]:
+    """Counts per recorded entry added up per current entry: counting per recorded entry reads
+    the index alone, and the list that maps versions to current entries is short."""
+    current = {
+        pk: (current_id, label or "")
+        for pk, current_id, label in Category.objects.filter(pk__in=recorded).values_list(
+            "pk", "current_id", "current__label"
+        )
+    }
+    totals: dict[int | None, tuple[str, int]] = {}
+    for pk, n in recorded.items():
+        current_id, label = current.get(pk, (None, "")) if pk is not None else (None, "")
+        totals[current_id] = (label, totals.get(current_id, ("", 0))[1] + n)
     counts = [
-        CategoryCount(category_id=pk, label=label or "", count=int(n)) for pk, label, n in rows
+        CategoryCount(category_id=pk, label=label, count=n) for pk, (label, n) in totals.items()
     ]
     if kind == CategoryKind.TAG:
         counts = [count for count in counts if count.category_id is not None]
     return sorted(counts, key=lambda c: (-c.count, c.label))
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the statistics page shows of every transaction of the scope."""
+
+    days: list[DayVolume]
+    heatmap: HeatMap
+    read_levels: dict[int | None, int]
+    question_types: list[CategoryCount]
+
+
+def overview(scope: Scope) -> Overview:
+    """Volume, heat map, READ levels and question types in two scans instead of four: counts per
+    local date and hour (the weekday is the date's), and per READ level and question type."""
+    per_day: dict[date, int] = defaultdict(int)
+    per_hour: HeatMap = defaultdict(int)
+    for (day, hour), n in counts_by(scope, "local_date", "local_hour").items():
+        per_day[day] += n
+        per_hour[(day.weekday(), hour)] += n
+    per_level: dict[int | None, int] = defaultdict(int)
+    per_type: dict[int | None, int] = defaultdict(int)
+    for (level, question_type), n in counts_by(scope, "read_level", "question_type").items():
+        per_level[level] += n
+        per_type[question_type] += n
+    return Overview(
+        days=volume_by_day(scope, per_day=per_day),
+        heatmap=dict(per_hour),
+        read_levels=dict(per_level),
+        question_types=_current_entries(dict(per_type), kind=CategoryKind.QUESTION_TYPE),
+    )
 
 
 # --- chat service levels ----------
@@ -270,6 +312,8 @@ def chat_transactions(scope: Scope) -> QuerySet[Transaction]:
     return transactions_in(scope).filter(format__current_id__in=chat).exclude(outcome="")
 
 
+RATINGS = range(1, 6)
+
 SPREADS = {
     "wait": ("wait_s", Q(outcome=Outcome.ANSWERED)),
     "first_response": ("first_response_s", Q(first_response_s__isnull=False)),
@@ -280,14 +324,18 @@ SPREADS = {
 def service_levels(scope: Scope) -> ServiceLevels:
     """The chat service levels of the scope (definitions in this module's docstring)."""
     chats = chat_transactions(scope)
+    # Conditional counts count ``started_at`` (never null; Django takes no filter on COUNT(*)):
+    # a column of the index, so the chats are read from the index alone.
     aggregates: dict[str, Any] = {
         "chats": Count("*"),
-        "rolled_over": Count("id", filter=Q(rolled_over=True)),
+        "rolled_over": Count("started_at", filter=Q(rolled_over=True)),
         "rating_mean": Avg("rating"),
     }
     aggregates |= {
-        f"o_{outcome}": Count("id", filter=Q(outcome=outcome)) for outcome in Outcome.values
+        f"o_{outcome}": Count("started_at", filter=Q(outcome=outcome)) for outcome in Outcome.values
     }
+    # The ratings' distribution in the same scan (a rating is 1 to 5: a constraint).
+    aggregates |= {f"r_{score}": Count("started_at", filter=Q(rating=score)) for score in RATINGS}
     for name, (column, condition) in SPREADS.items():
         aggregates[f"{name}_n"] = Count(column, filter=condition)
         if connection.vendor == "postgresql":
@@ -298,12 +346,6 @@ def service_levels(scope: Scope) -> ServiceLevels:
         name: _spread(chats, name, column, condition, totals)
         for name, (column, condition) in SPREADS.items()
     }
-    ratings = dict(
-        chats.filter(rating__isnull=False)
-        .values_list("rating")
-        .annotate(n=Count("*"))
-        .values_list("rating", "n")
-    )
     return ServiceLevels(
         chats=int(totals["chats"]),
         outcomes={outcome: int(totals[f"o_{outcome}"]) for outcome in Outcome.values},
@@ -311,7 +353,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
         wait=spreads["wait"],
         first_response=spreads["first_response"],
         duration=spreads["duration"],
-        ratings={int(k): int(v) for k, v in ratings.items() if k is not None},
+        ratings={score: int(totals[f"r_{score}"]) for score in RATINGS if totals[f"r_{score}"]},
         rating_mean=totals["rating_mean"],
     )
 
@@ -363,11 +405,12 @@ class Coverage:
     over: list[CoverageCell]  # quietest first
 
     def assessment(self, cell: CoverageCell) -> str:
-        if cell in self.under:
-            return "under"
-        if cell in self.over:
-            return "over"
-        return ""
+        return self._assessments.get((cell.weekday, cell.hour), "")
+
+    @cached_property
+    def _assessments(self) -> dict[tuple[int, int], str]:
+        marks = {(cell.weekday, cell.hour): "over" for cell in self.over}
+        return marks | {(cell.weekday, cell.hour): "under" for cell in self.under}
 
 
 def demand_vs_coverage(scope: Scope, *, demand: HeatMap | None = None) -> Coverage:

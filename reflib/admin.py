@@ -32,6 +32,20 @@ def managed_libraries(request: HttpRequest) -> QuerySet[Library]:
     return Library.objects.visible_to(request.user, role=Role.MANAGER)
 
 
+MANAGES_ANY = "_reflib_manages_any_library"
+
+
+def manages_any_library(request: HttpRequest) -> bool:
+    """Whether the user manages at least one library, asked once per request: every admin page
+    asks it of each registered model (the app list and the navigation sidebar), about a hundred
+    times a page."""
+    known = getattr(request, MANAGES_ANY, None)
+    if known is None:
+        known = managed_libraries(request).exists()
+        setattr(request, MANAGES_ANY, known)
+    return bool(known)
+
+
 class LibraryScopedAdmin(admin.ModelAdmin):
     """A ModelAdmin whose rows belong to a library reached through ``library_path``."""
 
@@ -54,15 +68,14 @@ class LibraryScopedAdmin(admin.ModelAdmin):
         return queryset.filter(**{f"{self.library_path}__in": managed_libraries(request)})
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._is_superuser(request) or managed_libraries(request).exists()
+        return self._is_superuser(request) or manages_any_library(request)
 
     def _may_manage(self, request: HttpRequest, obj: Model | None) -> bool:
         if self._is_superuser(request):
             return True
-        libraries = managed_libraries(request)
         if obj is None:
-            return libraries.exists()
-        return libraries.filter(pk=self._library_of(obj).pk).exists()
+            return manages_any_library(request)
+        return managed_libraries(request).filter(pk=self._library_of(obj).pk).exists()
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._may_manage(request, obj)

@@ -10,13 +10,16 @@ import pytest
 from analytics.models import CategoryKind, Outcome, Source
 from analytics.selectors import (
     Scope,
+    category_distribution,
     heatmap,
+    overview,
     percentile,
     read_distribution,
     service_levels,
     transactions_in,
     volume_by_day,
 )
+from analytics.services import category_rename
 from reflib.models import ServicePoint
 from tests.analytics.conftest import category, record
 from tests.conftest import Cast
@@ -183,3 +186,32 @@ def test_percentile_interpolates_like_postgresql() -> None:
 def test_a_scope_refuses_an_end_before_its_start(cast: Cast) -> None:
     with pytest.raises(ValueError, match="before"):
         Scope(library=cast.library, start=date(2026, 6, 2), end=date(2026, 6, 1))
+
+
+def test_the_pages_two_scans_give_what_the_four_separate_counts_give(cast: Cast) -> None:
+    technical = category(cast.library, CategoryKind.QUESTION_TYPE, "technical")
+    policy = category(cast.library, CategoryKind.QUESTION_TYPE, "policy")
+    renamed = category_rename(category=technical, label="Technology help")
+    moments = [
+        datetime(2026, 3, 7, 15, 30, tzinfo=UTC),  # Sat 10:30 EST
+        datetime(2026, 3, 8, 7, 30, tzinfo=UTC),  # Sun 03:30 EDT
+        datetime(2026, 3, 9, 14, 30, tzinfo=UTC),  # Mon 10:30 EDT
+        datetime(2026, 3, 9, 14, 45, tzinfo=UTC),  # Mon 10:45 EDT
+    ]
+    record(cast.library, moments[0], question_type=technical, read_level=1)
+    record(cast.library, moments[1], question_type=renamed, read_level=1)
+    record(cast.library, moments[2], question_type=policy, read_level=3)
+    record(cast.library, moments[3])
+    scope = Scope(library=cast.library, start=date(2026, 3, 6), end=date(2026, 3, 9))
+
+    seen = overview(scope)
+
+    assert seen.days == volume_by_day(scope)
+    assert seen.heatmap == heatmap(scope) == {(5, 10): 1, (6, 3): 1, (0, 10): 2}
+    assert seen.read_levels == read_distribution(scope) == {1: 2, 3: 1, None: 1}
+    assert seen.question_types == category_distribution(scope, kind=CategoryKind.QUESTION_TYPE)
+    assert [(c.category_id, c.label, c.count) for c in seen.question_types] == [
+        (renamed.pk, "Technology help", 2),
+        (None, "", 1),
+        (policy.pk, "Policy", 1),
+    ]
