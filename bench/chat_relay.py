@@ -46,6 +46,9 @@ BUDGET_RATIO = 1.0
 BUDGET_P99_MS = 100.0
 BUDGET_CONVERSATIONS = 200
 CURVE_LOADS = "0.1,0.25,0.5,0.75,1,1.5,2"
+# Seconds the curve waits after its last send (plus twice the sending time) for what is still
+# on its way; what has not arrived by then counts as lost.
+CURVE_DRAIN_S = 10
 TARGETS = (("relay", "bare relay"), ("reflib", "full path"))
 
 
@@ -188,7 +191,10 @@ async def curve(
         start = asyncio.create_task(sample_at([daphne.pid], 0))
         end = asyncio.create_task(sample_at([daphne.pid], seconds))
         async with PeakRss(daphne) as peak:
-            result = await relay_clients.paced(pairs, seconds=seconds, interval_s=interval)
+            # Beyond capacity the senders' backlog (refused, held) drains after the last send.
+            result = await relay_clients.paced(
+                pairs, seconds=seconds, interval_s=interval, drain_s=CURVE_DRAIN_S + 2 * seconds
+            )
             rss_end = daphne.rss_kb()
         cores = (await end).cores_since(await start)[0]
         points.append(CurvePoint(load, interval, result, cores, rss_end, peak.kb))
@@ -379,9 +385,9 @@ def report_curve(label: str, measurement: Measurement) -> None:
     print(
         "(offered and delivered: msg/s both ways, delivered = arrived while sending; latency "
         "patron→librarian, from the first send, so a message refused busy counts its wait; "
-        "lost: not arrived 10 s after the last send; resent: refused busy (back-pressure) and "
-        "sent again after retry_after_s; RSS: daphne's at the end of the drain, and the "
-        "highest seen)"
+        f"lost: not arrived {CURVE_DRAIN_S} s + twice the sending time after the last send; "
+        "resent: refused busy (back-pressure) and sent again after retry_after_s; RSS: "
+        "daphne's at the end of the drain, and the highest seen)"
     )
 
 

@@ -51,9 +51,13 @@ class Side:
     # Paced mode: arrival time of each message from the other side, by message id.
     arrivals: dict[str, float] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
-    # Messages sent and not yet acknowledged (raw frames by id), and how many of them were
-    # refused busy and sent again after retry_after_s, as the widget and the desk do.
+    # Back-pressure taken as a client should: a message refused busy (rate_limited) goes again
+    # after retry_after_s, and what the side writes meanwhile waits behind it, so the sender
+    # slows down. unacked: raw frames by id until their ack; held: waiting for the hold to end.
     unacked: dict[str, str] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)
+    hold_until: float = 0.0
+    flush: asyncio.TimerHandle | None = None
     resent: int = 0
     frames: int = 0
     reader: asyncio.Task[None] | None = None
@@ -77,13 +81,32 @@ class Side:
     async def send_message(self, message_id: str, raw: str) -> None:
         if not self.relay:
             self.unacked[message_id] = raw
+            if self.held or now() < self.hold_until:
+                self.held.append(raw)
+                return
         await self.ws.send(raw)
 
-    def _send_again(self, message_id: str) -> None:
+    def _refused_busy(self, message_id: str, retry_after_s: float) -> None:
         raw = self.unacked.get(message_id)
-        if raw is not None:
-            self.resent += 1
-            asyncio.ensure_future(self.ws.send(raw))  # noqa: RUF006 (the reader awaits the answer)
+        if raw is None:
+            return
+        self.resent += 1
+        self.held.append(raw)
+        self.hold_until = max(self.hold_until, now() + retry_after_s)
+        if self.flush is None:
+            self.flush = asyncio.get_running_loop().call_at(
+                asyncio.get_running_loop().time() + retry_after_s, self._send_held
+            )
+
+    def _send_held(self) -> None:
+        loop = asyncio.get_running_loop()
+        if now() < self.hold_until:  # refused again meanwhile
+            self.flush = loop.call_at(loop.time() + self.hold_until - now(), self._send_held)
+            return
+        self.flush = None
+        held, self.held = self.held, []
+        for raw in held:
+            asyncio.ensure_future(self.ws.send(raw))  # noqa: RUF006 (the reader sees the answers)
 
     async def _read(self) -> None:
         with suppress(ConnectionClosed):
@@ -112,8 +135,7 @@ class Side:
         if kind == "error":
             refused = str(frame.get("client_msg_id"))
             if frame.get("code") == "rate_limited" and refused in self.unacked:
-                delay = float(frame.get("retry_after_s") or 1)
-                asyncio.get_running_loop().call_later(delay, self._send_again, refused)
+                self._refused_busy(refused, float(frame.get("retry_after_s") or 1))
             else:
                 self.errors.append(frame)
         return str(kind), ""

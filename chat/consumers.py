@@ -35,7 +35,17 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils.translation import gettext as _
 
-from chat import doorbell, events, frames, heartbeat, outages, protocol, sharing, socket_actions
+from chat import (
+    backpressure,
+    doorbell,
+    events,
+    frames,
+    heartbeat,
+    outages,
+    protocol,
+    sharing,
+    socket_actions,
+)
 from chat.errors import ChatError, ServerBusy
 from chat.models import Sender
 from chat.origins import is_own
@@ -343,8 +353,8 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
     ) -> frames.Ack | None:
         """The ack of a message stored by the fast path; None when the ORM path must decide
         (chat.services.fast_path). A process too far behind refuses it busy first
-        (back-pressure, chat.heartbeat)."""
-        if heartbeat.overloaded():
+        (chat.backpressure)."""
+        if backpressure.here().overloaded():
             raise ServerBusy(_(fast_path.BUSY))
         event = await fast_path.message_store(
             conversation_id=cursor.conversation_id,

@@ -8,15 +8,6 @@ second. Done here, for all of a process's sockets at once, a beat is one thread 
 queries) and one Redis pipeline, whatever the number of sockets; each socket then gets the
 newest ``seq`` of what it follows in its own inbox, in turn with its other messages, if it
 is behind.
-
-The same loop also watches its own lag, for back-pressure. A process that is handed more
-frames than it can handle does not refuse them by itself: they wait in daphne's per-socket
-queues, each longer than the last, and the backlog (and memory) grow for as long as the
-overload lasts. How late a short sleep wakes up tells how long a frame now waits before its
-turn. While that lag is over ``REFLIB_OVERLOAD_LAG_MS``, and for a second after, messages are
-refused ``rate_limited`` (``chat.errors.ServerBusy``, retry after 1 s) before any database
-work: a refusal costs a small part of what storing and delivering costs, so the backlog drains
-and the senders wait instead of the process.
 """
 
 from __future__ import annotations
@@ -24,23 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from django.conf import settings
 
-from chat import outages, socket_actions
+from chat import backpressure, outages, socket_actions
 from reflib import ratelimit
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 20.0
 CATCH_UP_GRACE_S = 1.0
-# The lag is read every LAG_TICK_S; one reading over the limit refuses messages for SHED_S.
-LAG_TICK_S = 0.1
-SHED_S = 1.0
 
 
 class Beating(Protocol):
@@ -64,18 +50,12 @@ class Heartbeat:
     def __init__(self) -> None:
         self.sockets: set[Beating] = set()
         self.task: asyncio.Task[None] | None = None
-        self.gauge: asyncio.Task[None] | None = None
-        # Monotonic time until which messages are refused; the refusals since the last log line.
-        self.shedding_until = 0.0
-        self.shed = 0
 
     def add(self, socket: Beating) -> None:
         self.sockets.add(socket)
-        loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():
-            self.task = loop.create_task(self._run(), name="reflib-heartbeat")
-        if self.gauge is None or self.gauge.done():
-            self.gauge = loop.create_task(self._watch_lag(), name="reflib-lag-gauge")
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="reflib-heartbeat")
+        backpressure.here().watch(while_=lambda: bool(self.sockets))
 
     def discard(self, socket: Beating) -> None:
         self.sockets.discard(socket)
@@ -92,35 +72,6 @@ class Heartbeat:
                         await socket.close(code=outages.CLOSE_TRY_AGAIN)
             except Exception:  # a failed beat must not stop the next one
                 log.exception("heartbeat failed")
-
-    async def _watch_lag(self) -> None:
-        behind = False
-        while self.sockets:
-            due = time.monotonic() + LAG_TICK_S
-            await asyncio.sleep(LAG_TICK_S)
-            now = time.monotonic()
-            lag_ms = (now - due) * 1000
-            limit_ms = settings.REFLIB_OVERLOAD_LAG_MS
-            if lag_ms > limit_ms:
-                if not behind:
-                    log.warning(
-                        "event loop %.0f ms behind (limit %d ms): new messages are refused busy",
-                        lag_ms,
-                        limit_ms,
-                    )
-                    behind = True
-                self.shedding_until = now + SHED_S
-            elif behind and now >= self.shedding_until:
-                log.warning("event loop caught up; %d messages were refused busy", self.shed)
-                behind = False
-                self.shed = 0
-
-    def overloaded(self) -> bool:
-        """Whether a new message must be refused busy (counted as one refusal if so)."""
-        if time.monotonic() >= self.shedding_until:
-            return False
-        self.shed += 1
-        return True
 
     async def beat(self) -> None:
         sockets = list(self.sockets)
@@ -169,10 +120,3 @@ def heart() -> Heartbeat:
     if found is None:
         found = _hearts[loop] = Heartbeat()
     return found
-
-
-def overloaded() -> bool:
-    """Whether the running event loop is too far behind to take a new message (back-pressure:
-    the caller refuses it busy, counted as one refusal)."""
-    found = _hearts.get(asyncio.get_running_loop())
-    return found is not None and found.overloaded()

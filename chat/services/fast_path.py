@@ -18,6 +18,7 @@ whose memberships change is closed (chat.events.staff_access_changed_receiver).
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from typing import Any
 
@@ -29,7 +30,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from chat import events
+from chat import backpressure, events
 from chat.errors import ServerBusy
 from chat.models import OPEN_STATUSES, Event, EventKind, Sender, Status, new_public_id
 
@@ -164,8 +165,10 @@ async def message_store(
         "created_at": event.created_at,
     }
     pool = await _pool()
+    asked = time.monotonic()
     try:
         async with pool.connection() as conn:
+            backpressure.here().waited(time.monotonic() - asked, "database connections")
             row = await (await conn.execute(STORE, params)).fetchone()
     except pg_errors.UniqueViolation:
         return None  # a resend: message_send returns the stored one

@@ -24,7 +24,7 @@ from django.utils import timezone
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pytest_django import Settings
 
-from chat import consumers, doorbell, events, frames, heartbeat, services
+from chat import backpressure, consumers, doorbell, events, frames, heartbeat, services
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -320,12 +320,12 @@ async def test_a_process_whose_event_loop_falls_behind_refuses_messages_busy_unt
 
     # The whole process stalls, as when it is handed more than it can do.
     time.sleep(0.6)  # noqa: ASYNC251
-    await asyncio.sleep(3 * heartbeat.LAG_TICK_S)
+    await asyncio.sleep(3 * backpressure.LAG_TICK_S)
     await patron.send(frame)
     refused = await patron.drain()
     acks: list[Frame] = []
     for _attempt in range(10):  # the client's resends, each after retry_after_s
-        await asyncio.sleep(heartbeat.SHED_S)
+        await asyncio.sleep(backpressure.SHED_S)
         await patron.send(frame)
         acks = of_type(await patron.drain(), "ack")
         if acks:
@@ -334,8 +334,44 @@ async def test_a_process_whose_event_loop_falls_behind_refuses_messages_busy_unt
     assert refused == [REFUSED_BUSY]
     assert acks == [{"type": "ack", "client_msg_id": "m-1", "seq": 3, "id": mock.ANY}]
     assert await db(Event.objects.filter(conversation_id=started.pk).count)() == 3
+    assert "event loop " in caplog.text
     assert "new messages are refused busy" in caplog.text
-    assert "event loop caught up;" in caplog.text
+    assert "caught up; 1 messages were refused busy" in caplog.text
+
+
+@pytest.mark.postgres
+async def test_messages_that_wait_long_for_a_database_connection_make_the_next_ones_refused_busy(
+    cast: Cast, sockets: Sockets, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other place a backlog builds: the pool's queue. The message that waited is stored;
+    # the ones after it are refused until the waits are short again.
+    settings.REFLIB_OVERLOAD_LAG_MS = 150
+    started = await db(start)(cast.queue)
+    patron, _welcome = await sockets.patron(started)
+    await patron.drain()
+    connection = AsyncConnectionPool.connection
+
+    @contextlib.asynccontextmanager
+    async def slow_connection(pool: AsyncConnectionPool, **options: Any) -> AsyncIterator[Any]:
+        await asyncio.sleep(0.3)  # as when every connection is busy with other messages
+        async with connection(pool, **options) as conn:
+            yield conn
+
+    with monkeypatch.context() as busy:
+        busy.setattr(AsyncConnectionPool, "connection", slow_connection)
+        await patron.send({"type": "send", "client_msg_id": "m-0", "body": "Hello?"})
+        waited = await patron.recv_until("ack")
+    await patron.send({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
+    refused = await patron.drain()
+    await asyncio.sleep(backpressure.SHED_S)
+    await patron.send({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
+    after = await patron.drain()
+
+    assert waited == {"type": "ack", "client_msg_id": "m-0", "seq": 3, "id": mock.ANY}
+    assert of_type(refused, "error") == [REFUSED_BUSY]
+    assert of_type(after, "ack") == [
+        {"type": "ack", "client_msg_id": "m-1", "seq": 4, "id": mock.ANY}
+    ]
 
 
 async def test_patron_resend_of_a_client_msg_id_gets_the_same_ack_and_stores_nothing_new(

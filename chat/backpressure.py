@@ -1,0 +1,92 @@
+"""Back-pressure: a process that falls behind refuses new chat messages instead of queueing them.
+
+A daphne process handed more messages than it can store and deliver does not refuse them by
+itself: they wait, each longer than the last, for as long as the overload lasts. They wait in
+one of two places, so the process watches both:
+
+- its **event loop**: ten times a second it reads how late a short sleep wakes up (the lag);
+- its **database connections**: the fast path reports how long each message waited for one of
+  the pool's connections (``chat.services.fast_path``).
+
+Either wait beyond ``REFLIB_OVERLOAD_LAG_MS`` makes the process refuse new messages for the
+next second: ``rate_limited`` with ``retry_after_s: 1`` (``chat.errors.ServerBusy``), before any
+database work. A refusal costs a small part of what storing and delivering costs, so the backlog
+drains, and the senders (the widget, the desk) wait and send again instead of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+# The lag is read every LAG_TICK_S; a wait over the limit refuses messages for SHED_S.
+LAG_TICK_S = 0.1
+SHED_S = 1.0
+
+
+class Pressure:
+    """One event loop's state: whether it refuses messages, and until when."""
+
+    def __init__(self) -> None:
+        self.refusing_until = 0.0
+        self.behind = False
+        self.refused = 0
+        self.gauge: asyncio.Task[None] | None = None
+
+    def waited(self, seconds: float, what: str) -> None:
+        """A message (or the loop itself) waited ``seconds`` for ``what``."""
+        limit_ms = settings.REFLIB_OVERLOAD_LAG_MS
+        if seconds * 1000 <= limit_ms:
+            return
+        if not self.behind:
+            self.behind = True
+            log.warning(
+                "%s %.0f ms behind (limit %d ms): new messages are refused busy",
+                what,
+                seconds * 1000,
+                limit_ms,
+            )
+        self.refusing_until = time.monotonic() + SHED_S
+
+    def overloaded(self) -> bool:
+        """Whether a new message must be refused busy (counted as one refusal if so)."""
+        if time.monotonic() >= self.refusing_until:
+            return False
+        self.refused += 1
+        return True
+
+    def watch(self, *, while_: Callable[[], bool]) -> None:
+        """Read the loop's lag for as long as ``while_()`` holds (the process has sockets)."""
+        if self.gauge is None or self.gauge.done():
+            loop = asyncio.get_running_loop()
+            self.gauge = loop.create_task(self._gauge(while_), name="reflib-lag-gauge")
+
+    async def _gauge(self, while_: Callable[[], bool]) -> None:
+        while while_():
+            due = time.monotonic() + LAG_TICK_S
+            await asyncio.sleep(LAG_TICK_S)
+            self.waited(time.monotonic() - due, "event loop")
+            if self.behind and time.monotonic() >= self.refusing_until:
+                log.warning("caught up; %d messages were refused busy", self.refused)
+                self.behind = False
+                self.refused = 0
+
+
+_pressures: dict[asyncio.AbstractEventLoop, Pressure] = {}
+
+
+def here() -> Pressure:
+    """The state of the running event loop."""
+    loop = asyncio.get_running_loop()
+    for stale in [other for other in _pressures if other.is_closed()]:
+        del _pressures[stale]
+    found = _pressures.get(loop)
+    if found is None:
+        found = _pressures[loop] = Pressure()
+    return found
