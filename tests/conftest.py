@@ -13,6 +13,7 @@ from django.core.signals import setting_changed
 from django.db import connections
 from django.test import Client
 
+from chat import selectors
 from chat.consumers import orm_threads
 from reflib.celery import app as celery_app
 from reflib.models import Library, Queue, Role
@@ -62,6 +63,21 @@ def _settings_restored() -> Iterator[None]:
         for name in ("CHANNEL_LAYERS", "CACHES", "REDIS_URL"):
             setting_changed.send(sender=None, setting=name, value=None, enter=False)
         pytest.fail("the test left overridden settings behind; they were put back")
+
+
+@pytest.fixture(autouse=True)
+def _queue_outlooks_forgotten() -> None:
+    """Each test starts without the queue outlooks an earlier test's process read
+    (chat.selectors.queue_outlook keeps them for a second)."""
+    selectors.outlooks.clear()
+
+
+@pytest.fixture
+def outlook_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic clock that dates the queue outlooks; a test moves it by changing ``[0]``."""
+    now = [1000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: now[0])
+    return now
 
 
 @pytest.fixture(autouse=True)
