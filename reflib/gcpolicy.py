@@ -12,6 +12,8 @@ reference cycle among frozen objects waits. Once the frozen set has grown to ``g
 its size after the last full scan, everything is thawed, and the next full collection scans and
 frees it all, then freezes its survivors again: the garbage kept back stays within a multiple of
 the live heap, and the long scans come once per doubling of it instead of every few seconds.
+``gc.get_referrers`` does not see frozen referrers: nothing a reflib server runs uses it (the test
+process, where Hypothesis does, sets the policy aside: tests/conftest.py).
 """
 
 from __future__ import annotations
