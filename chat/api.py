@@ -322,7 +322,9 @@ class QueueStatusView(PatronAPIView):
     )
     def get(self, request: Request, library: str, queue: str) -> Response:
         found = self.queue(request, f"{library}/{queue}")
-        availability = selectors.queue_availability(found)
+        # Read now: the widget's "online" must never outlive the last librarian's presence.
+        outlook = selectors.queue_outlook(found, fresh=True)
+        availability = outlook.availability
         waiting = Conversation.objects.waiting().filter(queue=found).count()
         return Response(
             {
@@ -332,7 +334,9 @@ class QueueStatusView(PatronAPIView):
                 "name": found.name,
                 "online": availability.online,
                 "librarians_available": availability.librarians_available,
-                "estimated_wait_s": selectors.estimated_wait_s(found, waiting + 1, availability),
+                "estimated_wait_s": selectors.estimated_wait_s(
+                    found, waiting + 1, availability, outlook.model
+                ),
                 "opens_at": None if availability.online else selectors.queue_opens_at(found),
             }
         )
@@ -349,7 +353,7 @@ class ConversationStartView(PatronAPIView):
         ip, data, queue = self.admit(
             request, ConversationStartSerializer, "Too many chats started."
         )
-        if not selectors.queue_availability(queue).online:
+        if not selectors.queue_outlook(queue).availability.online:
             raise ChatError(
                 "offline", "No librarian is available now. Leave your question as a ticket."
             )

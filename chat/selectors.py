@@ -7,6 +7,14 @@ the widget never shows online when nobody is there). A librarian of the queue's 
 the library now (covering). A librarian rostered but absent does not make a queue online; one
 rostered now at another service point is busy there and answers only that desk's queues.
 
+``queue_outlook`` is what a start, a hello and the positions notice read: the availability and
+the wait model together, read at most ``OUTLOOK_TTL_S`` ago in this process. A patron joining
+the line changes neither, so a burst of starts reads them about once a second, not once per
+start and per hello. A change that may alter them (an accept, an end, a presence change, a
+transfer to another queue) reads them afresh (``fresh=True``) in the process that made it,
+before it tells the waiting patrons; another process sees the change within ``OUTLOOK_TTL_S``.
+The queue status, the widget's "online", always reads them afresh.
+
 ``shift_end_notices`` is the one rule for the end of a shift: a librarian who went available
 before their shift ended, and is on no shift now, is warned, and set away by the sweep
 ``SHIFT_END_GRACE`` after the end unless they said they are staying.
@@ -14,6 +22,8 @@ before their shift ended, and is on no shift now, is warned, and set away by the
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +44,7 @@ PRESENCE_TIMEOUT = timedelta(seconds=60)
 DEFAULT_HANDLING_S = 420
 DEFAULT_PICKUP_S = 30
 RECENT_CHATS = 50
+OUTLOOK_TTL_S = 1.0
 NO_LONGER_READABLE = "This chat has ended; its token no longer opens it."
 
 
@@ -135,6 +146,51 @@ def wait_model(queue: Queue) -> WaitModel:
     )
 
 
+@dataclass(frozen=True)
+class QueueOutlook:
+    """What a queue's estimated waits are made of."""
+
+    availability: Availability
+    model: WaitModel
+
+
+class _Outlooks:
+    """This process's latest read of each queue's outlook, by queue id, with the moment (on
+    the monotonic clock) its read began. The newest read wins: a read that began before a
+    change committed never replaces one that began after it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reads: dict[int, tuple[float, QueueOutlook]] = {}
+
+    def get(self, queue: Queue, *, fresh: bool) -> QueueOutlook:
+        began = time.monotonic()
+        if not fresh:
+            with self.lock:
+                held = self.reads.get(queue.pk)
+            if held is not None and began - held[0] < OUTLOOK_TTL_S:
+                return held[1]
+        outlook = QueueOutlook(availability=queue_availability(queue), model=wait_model(queue))
+        with self.lock:
+            held = self.reads.get(queue.pk)
+            if held is None or held[0] <= began:
+                self.reads[queue.pk] = (began, outlook)
+        return outlook
+
+    def clear(self) -> None:
+        with self.lock:
+            self.reads.clear()
+
+
+outlooks = _Outlooks()
+
+
+def queue_outlook(queue: Queue, *, fresh: bool = False) -> QueueOutlook:
+    """``queue``'s availability and wait model, read at most ``OUTLOOK_TTL_S`` ago in this
+    process; ``fresh``: read now (after a change that may alter them)."""
+    return outlooks.get(queue, fresh=fresh)
+
+
 def estimated_wait_s(
     queue: Queue,
     position: int,
@@ -143,7 +199,7 @@ def estimated_wait_s(
 ) -> int | None:
     """Estimated wait of the patron at ``position`` (1 = next), or None when offline: the one
     estimate of the queue frames and of the queue status (``availability`` and ``model`` are
-    read when not given).
+    the queue's outlook when not given).
 
     If a free chat slot is waiting for this patron, the wait is the library's recent median
     time to pick up a chat. Otherwise it follows the known formula
@@ -151,10 +207,12 @@ def estimated_wait_s(
     F the free slots and X the capacity (librarians * concurrent chats each): the patron waits
     for that many rounds of chats to end.
     """
-    availability = availability or queue_availability(queue)
+    if availability is None:
+        outlook = queue_outlook(queue)
+        availability, model = outlook.availability, model or outlook.model
     if not availability.online or availability.capacity == 0:
         return None
-    model = model or wait_model(queue)
+    model = model or queue_outlook(queue).model
     if position <= availability.free_slots:
         return round(model.pickup_s)
     rounds = (position - availability.free_slots - 1) // availability.capacity + 1

@@ -283,7 +283,12 @@ class Queue(LibraryOwned):
 
     @property
     def address(self) -> str:
-        return f"{self.library.slug}/{self.slug}"
+        return Queue.address_of(library_slug=self.library.slug, queue_slug=self.slug)
+
+    @staticmethod
+    def address_of(*, library_slug: str, queue_slug: str) -> str:
+        """``LIB/QUEUE``: how patrons and desks name a queue (``by_address`` reads it)."""
+        return f"{library_slug}/{queue_slug}"
 
     def clean(self) -> None:
         if self.service_point is not None and self.service_point.library_id != self.library_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from django.core.signals import setting_changed
 from django.db import connections
 from django.test import Client
 
+from chat import selectors
 from chat.consumers import orm_threads
+from reflib import gcpolicy
 from reflib.celery import app as celery_app
 from reflib.models import Library, Queue, Role
 from reflib.services import library_upsert, staff_upsert
@@ -62,6 +65,31 @@ def _settings_restored() -> Iterator[None]:
         for name in ("CHANNEL_LAYERS", "CACHES", "REDIS_URL"):
             setting_changed.send(sender=None, setting=name, value=None, enter=False)
         pytest.fail("the test left overridden settings behind; they were put back")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collector_not_frozen() -> None:
+    """reflib.asgi, which the socket tests import, gives the test process a server's collector
+    policy (reflib.gcpolicy): set it aside. Frozen objects hide their referrers from
+    gc.get_referrers, and Hypothesis relies on that to check its random generators."""
+    for callback in [c for c in gc.callbacks if isinstance(c, gcpolicy.FreezeSurvivors)]:
+        gc.callbacks.remove(callback)
+    gc.unfreeze()
+
+
+@pytest.fixture(autouse=True)
+def _queue_outlooks_forgotten() -> None:
+    """Each test starts without the queue outlooks an earlier test's process read
+    (chat.selectors.queue_outlook keeps them for a second)."""
+    selectors.outlooks.clear()
+
+
+@pytest.fixture
+def outlook_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic clock that dates the queue outlooks; a test moves it by changing ``[0]``."""
+    now = [1000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: now[0])
+    return now
 
 
 @pytest.fixture(autouse=True)

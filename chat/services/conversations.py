@@ -39,8 +39,7 @@ from chat.selectors import (
     estimated_wait_s,
     librarian_libraries,
     open_chat_counts,
-    queue_availability,
-    wait_model,
+    queue_outlook,
     waiting_conversations,
 )
 from chat.services.base import _append, _lock, _status_event
@@ -90,10 +89,11 @@ def conversation_start(
         queued_since=now,
         patron_seen_at=now,
     )
-    conversation = _lock(conversation.pk)
+    # No lock: nobody else sees the row before this transaction commits.
     _append(conversation, kind=EventKind.MESSAGE, sender=Sender.PATRON, body=question)
     _status_event(conversation)
-    _queue_changed(conversation)
+    # One more patron in line changes neither who answers nor how long chats take.
+    _queue_changed(conversation, outlook_changed=False)
     return StartedConversation(conversation=conversation, token=token)
 
 
@@ -323,28 +323,32 @@ def patron_block(*, conversation_id: int, user: User, hours: int, reason: str = 
     return block
 
 
-def _queue_changed(conversation: Conversation) -> None:
+def _queue_changed(conversation: Conversation, *, outlook_changed: bool = True) -> None:
     library_ids = {conversation.queue.library_id, conversation.library_id}
     events.publish_queue_changed(*library_ids)
-    transaction.on_commit(lambda: positions_publish(queue_ids=[conversation.queue_id]))
+    queue_id = conversation.queue_id
+    transaction.on_commit(
+        lambda: positions_publish(queue_ids=[queue_id], outlook_changed=outlook_changed)
+    )
 
 
-def positions_publish(*, queue_ids: list[int]) -> None:
+def positions_publish(*, queue_ids: list[int], outlook_changed: bool = True) -> None:
     """Tell every waiting patron of these queues their position and estimated wait.
 
     One notice per queue, whatever its length: each process hands its own waiting patrons
     their line of it (chat.doorbell), so a change costs the same with 5 or 500 waiting.
+    ``outlook_changed``: the change may have altered who answers or how long chats take, so
+    the queues' outlooks are read afresh (``selectors.queue_outlook``).
     """
     for queue in Queue.objects.filter(pk__in=queue_ids).select_related("library"):
-        availability = queue_availability(queue)
-        model = wait_model(queue)
+        outlook = queue_outlook(queue, fresh=outlook_changed)
         waiting = (
             waiting_conversations([queue.library_id])
             .filter(queue=queue)
             .values_list("public_id", flat=True)
         )
         lines = [
-            (public_id, estimated_wait_s(queue, position, availability, model))
+            (public_id, estimated_wait_s(queue, position, outlook.availability, outlook.model))
             for position, public_id in enumerate(waiting, start=1)
         ]
         if lines:

@@ -16,12 +16,14 @@ from uuid import uuid4
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.forms.models import model_to_dict
 from django.test import Client
 from django.test.client import MULTIPART_CONTENT
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image
-from pytest_django import Settings
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from chat import services
 from chat.models import (
@@ -234,6 +236,31 @@ def test_token_has_at_least_128_bits_and_only_its_sha256_is_stored(chat: Chat) -
 
 def test_two_chats_get_different_tokens(api: Client, online: Presence) -> None:
     assert start_chat(api).token != start_chat(api).token
+
+
+def test_a_chat_start_costs_as_many_queries_with_twenty_waiting_as_with_one(
+    api: Client,
+    online: Presence,
+    outlook_clock: list[float],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    def queries_of_a_start() -> int:
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            start_chat(api)
+        return len(queries)
+
+    start_chat(api)
+    with_one = queries_of_a_start()
+    for _ in range(18):
+        start_chat(api)
+    with_twenty = queries_of_a_start()
+
+    # The queue, the block check, the conversation and its two events (a savepoint, three
+    # inserts, two updates of its seq), and the queue's waiting list for the positions notice.
+    assert with_one == with_twenty == 11
 
 
 def test_starting_a_chat_in_an_offline_queue_is_refused_as_offline(api: Client, cast: Cast) -> None:

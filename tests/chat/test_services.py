@@ -20,6 +20,7 @@ from chat.models import (
     Event,
     EventKind,
     Participant,
+    Presence,
     PresenceState,
     Sender,
     Status,
@@ -1179,6 +1180,110 @@ def test_a_librarian_of_another_library_does_not_make_the_queue_online(cast: Cas
 
     assert not selectors.queue_availability(cast.queue).online
     assert selectors.queue_availability(cast.other_queue).online
+
+
+# --- selectors: the queue outlook, read at most once a second per process ----------
+
+
+def outlook_read_then_librarian_away(cast: Cast) -> selectors.QueueOutlook:
+    """The queue's outlook, read while its librarian is available; then another process sets
+    the librarian away, and this process does not hear of it."""
+    go_available(cast.librarian)
+    outlook = selectors.queue_outlook(cast.queue)
+    assert outlook.availability.online
+    Presence.objects.filter(user=cast.librarian).update(state=PresenceState.AWAY)
+    return outlook
+
+
+def test_the_queue_outlook_is_kept_for_a_second_and_read_again_after_it(
+    cast: Cast, outlook_clock: list[float]
+) -> None:
+    outlook_read_then_librarian_away(cast)
+
+    outlook_clock[0] += selectors.OUTLOOK_TTL_S / 2
+    kept = selectors.queue_outlook(cast.queue)
+    outlook_clock[0] += selectors.OUTLOOK_TTL_S / 2
+    read_again = selectors.queue_outlook(cast.queue)
+
+    assert kept.availability.online
+    assert not read_again.availability.online
+
+
+def test_a_fresh_read_of_the_queue_outlook_replaces_the_kept_one(
+    cast: Cast, outlook_clock: list[float]
+) -> None:
+    outlook_read_then_librarian_away(cast)
+
+    assert not selectors.queue_outlook(cast.queue, fresh=True).availability.online
+    assert not selectors.queue_outlook(cast.queue).availability.online
+
+
+def test_a_read_begun_before_a_fresh_one_does_not_replace_it(
+    cast: Cast, outlook_clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go_available(cast.librarian)
+    read = selectors.queue_availability
+
+    def slow_read(queue: Queue) -> Availability:
+        # The change commits while this read is on its way, and a fresh read follows it.
+        seen = read(queue)
+        monkeypatch.setattr(selectors, "queue_availability", read)
+        Presence.objects.filter(user=cast.librarian).update(state=PresenceState.AWAY)
+        outlook_clock[0] += 0.1
+        selectors.queue_outlook(queue, fresh=True)
+        return seen
+
+    monkeypatch.setattr(selectors, "queue_availability", slow_read)
+    late = selectors.queue_outlook(cast.queue)
+
+    assert late.availability.online  # what that read saw ...
+    assert not selectors.queue_outlook(cast.queue).availability.online  # ... is not kept
+
+
+@pytest.mark.usefixtures("published", "outlook_clock")
+def test_a_patron_joining_the_line_does_not_read_the_queue_outlook_again(
+    cast: Cast, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    before = outlook_read_then_librarian_away(cast)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        start(cast.queue)
+
+    assert selectors.queue_outlook(cast.queue) is before
+
+
+def test_an_accept_reads_the_queue_outlook_again_before_telling_the_waiting_patrons(
+    cast: Cast,
+    published: list[Notice],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    outlook_clock: list[float],
+) -> None:
+    go_available(cast.librarian)
+    first, second = start(cast.queue), start(cast.queue)
+    assert selectors.queue_outlook(cast.queue).availability.free_slots == 3
+    published.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.conversation_accept(conversation_id=first.pk, user=cast.librarian)
+
+    assert selectors.queue_outlook(cast.queue).availability.free_slots == 2
+    # A free slot waits for the second patron: the wait is the median pickup, now that of the
+    # chat just accepted at once (the default 30 s before it).
+    positions = [notice for topic, notice in published if topic == doorbell.POSITIONS]
+    assert positions == [{"type": "chat.positions", "waiting": [(second.public_id, 0)]}]
+
+
+@pytest.mark.usefixtures("published", "outlook_clock")
+def test_a_presence_change_reads_the_queue_outlook_again(
+    cast: Cast, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    go_available(cast.librarian)
+    assert selectors.queue_outlook(cast.queue).availability.online
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.presence_set(user=cast.librarian, state=PresenceState.AWAY)
+
+    assert not selectors.queue_outlook(cast.queue).availability.online
 
 
 MODEL = WaitModel(pickup_s=30, handling_s=400)
