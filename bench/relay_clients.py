@@ -52,8 +52,9 @@ class Side:
     arrivals: dict[str, float] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     # Back-pressure taken as a client should: a message refused busy (rate_limited) goes again
-    # after retry_after_s, and what the side writes meanwhile waits behind it, so the sender
-    # slows down. unacked: raw frames by id until their ack; held: waiting for the hold to end.
+    # after retry_after_s, and what the side writes meanwhile waits behind it, then goes one at
+    # a time, each after the ack of the one before, until nothing is held: the sender slows
+    # down to what the server takes. unacked: raw frames by id until their ack; held: waiting.
     unacked: dict[str, str] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)
     hold_until: float = 0.0
@@ -104,9 +105,12 @@ class Side:
             self.flush = loop.call_at(loop.time() + self.hold_until - now(), self._send_held)
             return
         self.flush = None
-        held, self.held = self.held, []
-        for raw in held:
-            asyncio.ensure_future(self.ws.send(raw))  # noqa: RUF006 (the reader sees the answers)
+        self._send_next_held()
+
+    def _send_next_held(self) -> None:
+        if self.held and self.flush is None:
+            raw = self.held.pop(0)
+            asyncio.ensure_future(self.ws.send(raw))  # noqa: RUF006 (the reader sees the answer)
 
     async def _read(self) -> None:
         with suppress(ConnectionClosed):
@@ -131,6 +135,7 @@ class Side:
             return ("echo" if key.startswith(self.prefix) else "msg"), key
         if kind == "ack":
             self.unacked.pop(frame["client_msg_id"], None)
+            self._send_next_held()
             return "ack", frame["client_msg_id"]
         if kind == "error":
             refused = str(frame.get("client_msg_id"))
