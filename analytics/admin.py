@@ -31,7 +31,7 @@ from analytics.models import (
 )
 from analytics.views import managed_library
 from chat.forms import READ_LEVELS
-from reflib.admin import LibraryScopedAdmin, managed_libraries
+from reflib.admin import LibraryScopedAdmin, managed_libraries, note_manages_a_library
 
 
 class CategoryForm(forms.ModelForm):
@@ -192,8 +192,9 @@ class TransactionAdmin(LibraryScopedAdmin):
 
     def statistics_view(self, request: HttpRequest, library: str) -> HttpResponse:
         scoped = managed_library(request, library)
+        note_manages_a_library(request)
         services.categories_ensure_defaults(library=scoped)
-        form = ScopeForm(request.GET, library=scoped)
+        form = ScopeForm(request.GET, library=scoped, rendered=True)
         context = self._context(
             request, scoped, _("Statistics: %(library)s") % {"library": scoped.name}
         )
@@ -204,6 +205,7 @@ class TransactionAdmin(LibraryScopedAdmin):
 
     def import_view(self, request: HttpRequest, library: str) -> HttpResponse:
         scoped = managed_library(request, library)
+        note_manages_a_library(request)
         context = self._context(
             request, scoped, _("Import transactions: %(library)s") % {"library": scoped.name}
         )
@@ -247,14 +249,16 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
     coverage = selectors.demand_vs_coverage(scope, demand=demand)
     query = form.query()
     slug = scope.library.slug
+    volume = charts.volume_chart(days)
     return {
         "scope": scope,
         "query": query,
         "total": sum(day.count for day in days),
-        "volume": charts.volume_chart(days),
-        "days": days,
-        "heat_rows": charts.heat_rows(demand),
-        "hours": list(range(24)),
+        "volume": volume,
+        "volume_bars": charts.volume_bars(volume),
+        "volume_rows": charts.volume_rows(days),
+        "hour_headers": charts.hour_headers(),
+        "heat_table_rows": charts.heat_table_rows(charts.heat_rows(demand)),
         "read_shares": charts.shares(
             [(str(read_labels[level]), read_counts.get(level, 0)) for level in range(1, 7)]
             + [(_("Not given"), read_counts.get(None, 0))]
@@ -264,7 +268,7 @@ def statistics_context(form: ScopeForm) -> dict[str, Any]:
         ),
         "levels": levels,
         "coverage": coverage,
-        "coverage_rows": charts.coverage_rows(coverage),
+        "coverage_table_rows": charts.coverage_table_rows(charts.coverage_rows(coverage)),
         "under_named": [(charts.hour_name(c), c) for c in coverage.under[: selectors.NAMED_HOURS]],
         "over_named": [(charts.hour_name(c), c) for c in coverage.over[: selectors.NAMED_HOURS]],
         "outcome_rows": _outcome_rows(levels),

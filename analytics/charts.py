@@ -1,14 +1,23 @@
 """Geometry and shading for the server-rendered pictures of the manager views.
 
-No JavaScript and no external library: the templates draw SVG from these numbers. Every
+No JavaScript and no external library: the statistics page draws SVG from these numbers. Every
 picture is also a table of numbers (readable without colour, and by a screen reader).
+
+The page's repeated fragments (the volume's bars and its table, the 7 by 24 cells of the heat map
+and of the coverage) are written here, once, from escaped values: as template loops they were
+most of the page's rendering time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.utils.formats import date_format
+from django.conf import settings
+from django.template.defaultfilters import floatformat
+from django.utils.formats import date_format, localize
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from analytics import selectors
@@ -125,3 +134,89 @@ def coverage_rows(coverage: selectors.Coverage) -> list[CoverageRow]:
 
 def hour_name(cell: selectors.CoverageCell) -> str:
     return f"{WEEKDAYS[cell.weekday]} {cell.hour:02d}:00 to {(cell.hour + 1) % 24:02d}:00"
+
+
+# --- the page's repeated fragments, as HTML ----------
+
+
+def _count(n: int) -> str:
+    """A count as the templates write it: grouped only if the settings group thousands."""
+    return localize(n) if settings.USE_THOUSAND_SEPARATOR else str(n)
+
+
+def _html(parts: Iterable[str], separator: str = "") -> SafeString:
+    """Joined fragments, each written here from escaped text, numbers and fixed class names."""
+    return mark_safe(separator.join(parts))  # noqa: S308 - every value is escaped or a number
+
+
+def volume_bars(chart: VolumeChart) -> SafeString:
+    """The volume chart's ``<rect>`` elements, each titled with its day and count."""
+    return _html(
+        f'<rect class="stats-bar" x="{bar.x}" y="{bar.y}" width="{bar.width}" '
+        f'height="{bar.height}"><title>{escape(bar.label)}: {_count(bar.value)}</title>'
+        "</rect>"
+        for bar in chart.bars
+    )
+
+
+def volume_rows(days: list[DayVolume]) -> SafeString:
+    """The rows of the volume's table: the day, its count, the 7-day mean."""
+    return _html(
+        f'<tr><th scope="row">{escape(date_format(day.day, "D j M Y"))}</th>'
+        f"<td>{_count(day.count)}</td><td>{floatformat(day.trend, 1)}</td></tr>"
+        for day in days
+    )
+
+
+def hour_headers() -> SafeString:
+    """The header cells 00 to 23 of a table per hour of the day."""
+    return _html(f'<th scope="col">{hour:02d}</th>' for hour in range(24))
+
+
+def heat_table_rows(rows: list[HeatRow]) -> SafeString:
+    """The heat map's rows: the weekday, then each hour's count, shaded by its level."""
+    return _html(
+        (
+            f'<tr><th scope="row">{escape(row.weekday)}</th>'
+            + "".join(
+                f'<td class="heat-{cell.level}">{_count(cell.count)}</td>' for cell in row.cells
+            )
+            + "</tr>"
+            for row in rows
+        ),
+        "\n",
+    )
+
+
+COVERAGE_MARKS = {
+    "under": "\N{BLACK UP-POINTING TRIANGLE}",
+    "over": "\N{BLACK DOWN-POINTING TRIANGLE}",
+}
+
+
+def _coverage_text(cell: selectors.CoverageCell) -> str:
+    """Questions per staff-hour; questions over nobody rostered; a dash for neither."""
+    if cell.staff_hours:
+        return str(floatformat(cell.per_staff_hour, 1))
+    if cell.questions:
+        return f"{_count(cell.questions)}/0"
+    return "\N{EN DASH}"
+
+
+def coverage_table_rows(rows: list[CoverageRow]) -> SafeString:
+    """The coverage's rows: the weekday, then each hour's questions per staff-hour, marked with
+    an up triangle (under-staffed) or a down one (over-staffed) besides its class, so that colour
+    is not needed."""
+    return _html(
+        (
+            f'<tr><th scope="row">{escape(row.weekday)}</th>'
+            + "".join(
+                f'<td class="coverage-{mark or "ok"}">'
+                f"{COVERAGE_MARKS.get(mark, '')}{_coverage_text(cell)}</td>"
+                for cell, mark in row.cells
+            )
+            + "</tr>"
+            for row in rows
+        ),
+        "\n",
+    )

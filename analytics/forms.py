@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -119,7 +119,8 @@ class ShortListField(forms.ModelChoiceField):
 class ScopeForm(forms.Form):
     """The manager views' filters; ``from`` and ``to`` are local dates, both inclusive.
 
-    The choices are read only when the form is rendered (the statistics page), never for a CSV.
+    The choices are read only when the form is rendered (the statistics page, ``rendered``),
+    never for a CSV; a CSV builds a choice list's query only for a filter it was given.
     """
 
     start = forms.DateField(
@@ -137,20 +138,25 @@ class ScopeForm(forms.Form):
     # The URL parameters are ``from`` and ``to`` (a keyword in Python): map them here.
     PARAMETERS = {"from": "start", "to": "end"}
 
-    def __init__(self, data: Any, *, library: Library) -> None:
+    def __init__(self, data: Any, *, library: Library, rendered: bool = False) -> None:
         renamed = {self.PARAMETERS.get(key, key): value for key, value in data.items()}
         super().__init__(renamed)
         self.library = library
-        point = self.fields["service_point"]
-        queue = self.fields["queue"]
-        fmt = self.fields["format"]
-        assert isinstance(point, forms.ModelChoiceField)
-        assert isinstance(queue, forms.ModelChoiceField)
-        assert isinstance(fmt, forms.ModelChoiceField)
         # The labels of service points and queues name their library.
-        point.queryset = ServicePoint.objects.for_library(library).select_related("library")
-        queue.queryset = Queue.objects.for_library(library).select_related("library")
-        fmt.queryset = _entries(library, CategoryKind.FORMAT)
+        choices: dict[str, Callable[[], QuerySet[Any]]] = {
+            "service_point": lambda: ServicePoint.objects.for_library(library).select_related(
+                "library"
+            ),
+            "queue": lambda: Queue.objects.for_library(library).select_related("library"),
+            "format": lambda: _entries(library, CategoryKind.FORMAT),
+        }
+        for name, rows in choices.items():
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField)
+            # A field without a value is valid (empty) whatever its list; a value is checked
+            # against the library's list.
+            if rendered or renamed.get(name) not in (None, ""):
+                field.queryset = rows()
         for name, field in self.fields.items():
             field.widget.attrs.setdefault(
                 "class", "form-select" if "select" in field.widget.input_type else "form-control"

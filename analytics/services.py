@@ -205,12 +205,14 @@ def categories_ensure_defaults(*, library: Library) -> None:
         (CategoryKind.FORMAT, DEFAULT_FORMATS),
         (CategoryKind.QUESTION_TYPE, DEFAULT_QUESTION_TYPES),
     ]
+    existing = set(
+        Category.objects.filter(library=library, kind__in=[kind for kind, _ in defaults])
+        .order_by()
+        .values_list("kind", "slug")
+    )
     for kind, entries in defaults:
-        existing = set(
-            Category.objects.filter(library=library, kind=kind).values_list("slug", flat=True)
-        )
         for position, (slug, label) in enumerate(entries, start=1):
-            if slug in existing:
+            if (kind, slug) in existing:
                 continue
             try:
                 with transaction.atomic():

@@ -46,6 +46,12 @@ def manages_any_library(request: HttpRequest) -> bool:
     return bool(known)
 
 
+def note_manages_a_library(request: HttpRequest) -> None:
+    """The request found a library the user manages (a scoped lookup): the admin's "does this
+    user manage a library?" is answered without asking the database again."""
+    setattr(request, MANAGES_ANY, True)
+
+
 class LibraryScopedAdmin(admin.ModelAdmin):
     """A ModelAdmin whose rows belong to a library reached through ``library_path``."""
 

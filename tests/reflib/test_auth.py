@@ -85,3 +85,36 @@ def test_password_change_page_opens_for_a_logged_in_librarian(cast: Cast) -> Non
 
     assert response.status_code == 200
     assert 'name="old_password"' in response.content.decode()
+
+
+def test_a_copied_session_cookie_stops_working_at_logout(cast: Cast) -> None:
+    # A stolen cookie: logging out ends the session on the server, not only in this browser.
+    client = cast.client_for(cast.librarian)
+    copy = Client()
+    copy.cookies["sessionid"] = client.cookies["sessionid"].value
+    assert copy.get("/desk/").status_code == 200
+
+    client.post("/accounts/logout/")
+
+    assert copy.get("/desk/").status_code == 302
+
+
+def test_a_password_change_logs_out_the_accounts_other_sessions(cast: Cast) -> None:
+    client = Client()
+    client.post("/accounts/login/", {"username": cast.librarian.username, "password": PASSWORD})
+    elsewhere = Client()
+    elsewhere.post("/accounts/login/", {"username": cast.librarian.username, "password": PASSWORD})
+    assert elsewhere.get("/desk/").status_code == 200
+
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "n3w-Passw0rd!x",
+            "new_password2": "n3w-Passw0rd!x",
+        },
+    )
+
+    assert response.status_code == 302
+    assert client.get("/desk/").status_code == 200
+    assert elsewhere.get("/desk/").status_code == 302
