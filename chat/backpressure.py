@@ -2,16 +2,20 @@
 
 A daphne process handed more messages than it can store and deliver does not refuse them by
 itself: they wait, each longer than the last, for as long as the overload lasts. They wait in
-one of two places, so the process watches both:
+three places, so the process watches all three:
 
 - its **event loop**: ten times a second it reads how late a short sleep wakes up (the lag);
 - its **database connections**: the fast path reports how long each message waited for one of
-  the pool's connections (``chat.services.fast_path``).
+  the pool's connections (``chat.services.fast_path``);
+- each **socket's own queue**: daphne queues a socket's frames for its consumer, which takes
+  them one at a time; a message with more than ``SOCKET_BACKLOG`` frames of its socket waiting
+  behind it is refused, so that the queue drains (the others' messages are not).
 
-Either wait beyond ``REFLIB_OVERLOAD_LAG_MS`` makes the process refuse new messages for the
-next second: ``rate_limited`` with ``retry_after_s: 1`` (``chat.errors.ServerBusy``), before any
-database work. A refusal costs a small part of what storing and delivering costs, so the backlog
-drains, and the senders (the widget, the desk) wait and send again instead of the process.
+A wait beyond ``REFLIB_OVERLOAD_LAG_MS`` in the first two makes the process refuse new messages
+for the next ``SHED_S``. A refusal is ``rate_limited`` with ``retry_after_s: 1``
+(``chat.errors.ServerBusy``), before any database work: it costs a small part of what storing
+and delivering costs, so the backlog drains, and the senders (the widget, the desk) wait and
+send again instead of the process.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ log = logging.getLogger(__name__)
 
 # The lag is read every LAG_TICK_S; a wait over the limit refuses messages for SHED_S.
 LAG_TICK_S = 0.1
-SHED_S = 1.0
+SHED_S = 0.25
+# Frames of one socket that may wait behind the message it handles.
+SOCKET_BACKLOG = 4
 
 
 class Pressure:
@@ -37,6 +43,7 @@ class Pressure:
         self.refusing_until = 0.0
         self.behind = False
         self.refused = 0
+        self.last_refusal = 0.0
         self.gauge: asyncio.Task[None] | None = None
 
     def waited(self, seconds: float, what: str) -> None:
@@ -54,11 +61,22 @@ class Pressure:
             )
         self.refusing_until = time.monotonic() + SHED_S
 
-    def overloaded(self) -> bool:
-        """Whether a new message must be refused busy (counted as one refusal if so)."""
-        if time.monotonic() >= self.refusing_until:
+    def overloaded(self, *, socket_backlog: int) -> bool:
+        """Whether a new message must be refused busy (counted as one refusal if so), given the
+        frames of its socket waiting behind it."""
+        now = time.monotonic()
+        if socket_backlog > SOCKET_BACKLOG:
+            if not self.behind:
+                self.behind = True
+                log.warning(
+                    "a socket has %d frames waiting (limit %d): its messages are refused busy",
+                    socket_backlog,
+                    SOCKET_BACKLOG,
+                )
+        elif now >= self.refusing_until:
             return False
         self.refused += 1
+        self.last_refusal = now
         return True
 
     def watch(self, *, while_: Callable[[], bool]) -> None:
@@ -72,7 +90,8 @@ class Pressure:
             due = time.monotonic() + LAG_TICK_S
             await asyncio.sleep(LAG_TICK_S)
             self.waited(time.monotonic() - due, "event loop")
-            if self.behind and time.monotonic() >= self.refusing_until:
+            now = time.monotonic()
+            if self.behind and now >= max(self.refusing_until, self.last_refusal + SHED_S):
                 log.warning("caught up; %d messages were refused busy", self.refused)
                 self.behind = False
                 self.refused = 0

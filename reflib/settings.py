@@ -119,9 +119,10 @@ REFLIB_DB_THREADS = env_int("REFLIB_DB_THREADS", 2, minimum=1)
 # Connections of the async pool that stores chat messages from the event loop on PostgreSQL
 # (chat.services.fast_path).
 REFLIB_DB_ASYNC_CONNECTIONS = env_int("REFLIB_DB_ASYNC_CONNECTIONS", 4, minimum=1)
-# Back-pressure: while a daphne process's event loop runs this far behind, new chat messages
-# are refused busy (retry in 1 s) instead of queueing. See docs/configuration.md.
-REFLIB_OVERLOAD_LAG_MS = env_int("REFLIB_OVERLOAD_LAG_MS", 250, minimum=20)
+# Back-pressure: while a daphne process's event loop, or its messages waiting for a database
+# connection, run this far behind, new chat messages are refused busy (retry in 1 s) instead of
+# queueing. See docs/configuration.md.
+REFLIB_OVERLOAD_LAG_MS = env_int("REFLIB_OVERLOAD_LAG_MS", 1000, minimum=20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker -------------------------------------------------
