@@ -50,6 +50,8 @@ class Side:
     waiting: dict[tuple[str, str], asyncio.Future[Arrival]] = field(default_factory=dict)
     # Paced mode: arrival time of each message from the other side, by message id.
     arrivals: dict[str, float] | None = None
+    # Paced mode: when each of this side's own messages was acknowledged, by message id.
+    acks: dict[str, float] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     # Back-pressure taken as a client should: a message refused busy (rate_limited) goes again
     # after retry_after_s, and what the side writes meanwhile waits behind it, then goes one at
@@ -121,6 +123,8 @@ class Side:
                 kind, key = self._classify(frame)
                 if kind == "msg" and self.arrivals is not None:
                     self.arrivals[key] = received
+                elif kind == "ack" and self.acks is not None:
+                    self.acks[key] = received
                 future = self.waiting.pop((kind, key), None)
                 if future is not None and not future.done():
                     future.set_result((received, frame))
@@ -284,8 +288,10 @@ class Result:
     # Paced: messages sent, and those that arrived before the last send was due.
     sent: int = 0
     arrived_in_window: int = 0
-    # Paced: messages refused busy and sent again (back-pressure), counted once per refusal.
+    # Paced: messages refused busy and sent again (back-pressure), counted once per refusal;
+    # and each patron message's time from its first send to its ack.
     resent: int = 0
+    ack_latencies_s: list[float] = field(default_factory=list)
 
     @property
     def messages(self) -> int:
@@ -346,6 +352,7 @@ async def paced(
     for pair in pairs:
         pair.patron.arrivals = {}
         pair.librarian.arrivals = {}
+        pair.patron.acks = {}
     resent_before = _resent(pairs)
     start = now()
     end = start + seconds
@@ -382,8 +389,12 @@ async def paced(
     in_window = sum(
         1 for direction in arrivals.values() for arrived in direction.values() if arrived <= end
     )
+    acks = _merge_acks(pair.patron for pair in pairs)
+    ack_latencies = [
+        acks[key] - sent for key, sent in sent_at[PATRON_TO_LIBRARIAN].items() if key in acks
+    ]
     for pair in pairs:
-        pair.patron.arrivals = pair.librarian.arrivals = None
+        pair.patron.arrivals = pair.librarian.arrivals = pair.patron.acks = None
     lost = expected - sum(len(v) for v in latencies.values())
     return Result(
         seconds,
@@ -392,7 +403,15 @@ async def paced(
         sent=expected,
         arrived_in_window=in_window,
         resent=_resent(pairs) - resent_before,
+        ack_latencies_s=ack_latencies,
     )
+
+
+def _merge_acks(sides: Any) -> dict[str, float]:
+    merged: dict[str, float] = {}
+    for side in sides:
+        merged.update(side.acks or {})
+    return merged
 
 
 def _resent(pairs: Sequence[Pair]) -> int:
