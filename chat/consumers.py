@@ -167,10 +167,6 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = functools.partial(self._layer_receive, self.channel_name)
         self.base_send = functools.partial(_send_unless_gone, send)
-        # The queue daphne (or a test's communicator) keeps this socket's frames in, for
-        # back-pressure (chat.backpressure); None from a server that hides it.
-        incoming = getattr(receive, "__self__", None)
-        self.incoming = incoming if isinstance(incoming, asyncio.Queue) else None
         # The doorbell's notices (chat.doorbell), dispatched in turn with everything else.
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         with contextlib.suppress(StopConsumer):
@@ -358,8 +354,7 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
         """The ack of a message stored by the fast path; None when the ORM path must decide
         (chat.services.fast_path). A process too far behind refuses it busy first
         (chat.backpressure)."""
-        backlog = 0 if self.incoming is None else self.incoming.qsize()
-        if backpressure.here().overloaded(socket_backlog=backlog):
+        if backpressure.here().overloaded():
             raise ServerBusy(_(fast_path.BUSY))
         event = await fast_path.message_store(
             conversation_id=cursor.conversation_id,

@@ -339,28 +339,6 @@ async def test_a_process_whose_event_loop_falls_behind_refuses_messages_busy_unt
     assert "caught up; 1 messages were refused busy" in caplog.text
 
 
-async def test_a_socket_with_many_frames_waiting_refuses_its_messages_busy_until_they_drain(
-    cast: Cast, sockets: Sockets
-) -> None:
-    # Frames a socket's consumer has not reached wait in its own queue: a message with more
-    # than SOCKET_BACKLOG of them behind it is refused, so the queue drains and the sender
-    # slows down; the messages behind are stored as usual.
-    started = await db(start)(cast.queue)
-    patron, _welcome = await sockets.patron(started)
-    await patron.drain()
-    count = backpressure.SOCKET_BACKLOG + 4
-
-    for number in range(count):  # queued before the consumer runs again
-        await patron.send({"type": "send", "client_msg_id": f"m-{number}", "body": "Hello?"})
-    answered = await patron.drain()
-
-    refused = [frame["client_msg_id"] for frame in of_type(answered, "error")]
-    acked = [frame["client_msg_id"] for frame in of_type(answered, "ack")]
-    assert refused == [f"m-{number}" for number in range(count - backpressure.SOCKET_BACKLOG - 1)]
-    assert acked == [f"m-{number}" for number in range(len(refused), count)]
-    assert {frame["code"] for frame in of_type(answered, "error")} == {"rate_limited"}
-
-
 @pytest.mark.postgres
 async def test_messages_that_wait_long_for_a_database_connection_make_the_next_ones_refused_busy(
     cast: Cast, sockets: Sockets, settings: Settings, monkeypatch: pytest.MonkeyPatch
