@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from chat.loops import PerLoop
+
 log = logging.getLogger(__name__)
 
 # The lag is read every LAG_TICK_S; a wait over the limit refuses messages for SHED_S.
@@ -79,15 +81,9 @@ class Pressure:
                 self.refused = 0
 
 
-_pressures: dict[asyncio.AbstractEventLoop, Pressure] = {}
+_pressures = PerLoop(Pressure)
 
 
 def here() -> Pressure:
     """The state of the running event loop."""
-    loop = asyncio.get_running_loop()
-    for stale in [other for other in _pressures if other.is_closed()]:
-        del _pressures[stale]
-    found = _pressures.get(loop)
-    if found is None:
-        found = _pressures[loop] = Pressure()
-    return found
+    return _pressures.get()

@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
 from chat import backpressure, outages, socket_actions
+from chat.loops import PerLoop
 from reflib import ratelimit
 
 log = logging.getLogger(__name__)
@@ -108,15 +109,9 @@ class Heartbeat:
 # A socket's slot (of its token's, of its address's) lives this long without a heartbeat.
 SLOT_TTL_S = int(3 * HEARTBEAT_S)
 
-_hearts: dict[asyncio.AbstractEventLoop, Heartbeat] = {}
+_hearts = PerLoop(Heartbeat)
 
 
 def heart() -> Heartbeat:
     """The heartbeat of the running event loop."""
-    loop = asyncio.get_running_loop()
-    for stale in [other for other in _hearts if other.is_closed()]:
-        del _hearts[stale]
-    found = _hearts.get(loop)
-    if found is None:
-        found = _hearts[loop] = Heartbeat()
-    return found
+    return _hearts.get()
