@@ -369,8 +369,8 @@ def report_curve(label: str, measurement: Measurement) -> None:
     print(
         f"\n{label}: paced load against the lockstep capacity ({capacity:.0f} msg/s)\n"
         f"{'load':>5} {'every s':>8} {'offered':>8} {'delivered':>10} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'ack p99':>8} {'lost':>6} {'resent':>7} {'daphne':>7} {'RSS MB':>7} "
-        f"{'peak MB':>8}"
+        f"{'p99 ms':>8} {'ack p99':>8} {'server p99':>10} {'lost':>6} {'resent':>7} "
+        f"{'daphne':>7} {'RSS MB':>7} {'peak MB':>8}"
     )
     for point in measurement.curve:
         result = point.result
@@ -380,6 +380,7 @@ def report_curve(label: str, measurement: Measurement) -> None:
             f"{result.arrived_in_window / result.seconds:10.0f} "
             f"{percentile_ms(latencies, 50):8.1f} {percentile_ms(latencies, 99):8.1f} "
             f"{percentile_ms(result.ack_latencies_s, 99):8.1f} "
+            f"{percentile_ms(result.answer_latencies_s, 99):10.1f} "
             f"{result.lost:6d} {result.resent:7d} {point.daphne_cores:7.2f} "
             f"{point.rss_end_kb / 1024:7.1f} "
             f"{point.rss_peak_kb / 1024:8.1f}"
@@ -387,7 +388,8 @@ def report_curve(label: str, measurement: Measurement) -> None:
     print(
         "(offered and delivered: msg/s both ways, delivered = arrived while sending; latency "
         "patron→librarian, from the first send, so a message refused busy counts its wait; "
-        "ack p99: the patron's first send to its ack; "
+        "ack p99: the patron's first send to its ack; server p99: a message's last send to "
+        "the server's answer, ack or refusal, both sides; "
         f"lost: not arrived {CURVE_DRAIN_S} s + twice the sending time after the last send; "
         "resent: refused busy (back-pressure) and sent again after retry_after_s; RSS: "
         "daphne's at the end of the drain, and the highest seen)"

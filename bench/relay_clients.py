@@ -58,7 +58,11 @@ class Side:
     # a time, each after the ack of the one before, until nothing is held: the sender slows
     # down to what the server takes. unacked: raw frames by id until their ack; held: waiting.
     unacked: dict[str, str] = field(default_factory=dict)
-    held: list[str] = field(default_factory=list)
+    held: list[tuple[str, str]] = field(default_factory=list)
+    # Paced: when each message last went on the wire, by id, and the time from there to the
+    # server's answer (its ack or its refusal): how long the server kept it.
+    on_wire: dict[str, float] | None = None
+    answers: list[float] = field(default_factory=list)
     hold_until: float = 0.0
     flush: asyncio.TimerHandle | None = None
     resent: int = 0
@@ -85,8 +89,10 @@ class Side:
         if not self.relay:
             self.unacked[message_id] = raw
             if self.held or now() < self.hold_until:
-                self.held.append(raw)
+                self.held.append((message_id, raw))
                 return
+        if self.on_wire is not None:
+            self.on_wire[message_id] = now()
         await self.ws.send(raw)
 
     def _refused_busy(self, message_id: str, retry_after_s: float) -> None:
@@ -94,7 +100,7 @@ class Side:
         if raw is None:
             return
         self.resent += 1
-        self.held.append(raw)
+        self.held.append((message_id, raw))
         self.hold_until = max(self.hold_until, now() + retry_after_s)
         if self.flush is None:
             self.flush = asyncio.get_running_loop().call_at(
@@ -111,7 +117,9 @@ class Side:
 
     def _send_next_held(self) -> None:
         if self.held and self.flush is None:
-            raw = self.held.pop(0)
+            message_id, raw = self.held.pop(0)
+            if self.on_wire is not None:
+                self.on_wire[message_id] = now()
             asyncio.ensure_future(self.ws.send(raw))  # noqa: RUF006 (the reader sees the answer)
 
     async def _read(self) -> None:
@@ -137,6 +145,8 @@ class Side:
         if kind == "message":
             key = frame.get("client_msg_id") or ""
             return ("echo" if key.startswith(self.prefix) else "msg"), key
+        if kind in ("ack", "error"):
+            self._answered(str(frame.get("client_msg_id")))
         if kind == "ack":
             self.unacked.pop(frame["client_msg_id"], None)
             self._send_next_held()
@@ -148,6 +158,10 @@ class Side:
             else:
                 self.errors.append(frame)
         return str(kind), ""
+
+    def _answered(self, message_id: str) -> None:
+        if self.on_wire is not None and message_id in self.on_wire:
+            self.answers.append(now() - self.on_wire.pop(message_id))
 
     async def ask(self, frame: dict[str, Any], answer: str) -> dict[str, Any]:
         """Send ``frame`` and wait for the first frame of type ``answer``."""
@@ -289,9 +303,11 @@ class Result:
     sent: int = 0
     arrived_in_window: int = 0
     # Paced: messages refused busy and sent again (back-pressure), counted once per refusal;
-    # and each patron message's time from its first send to its ack.
+    # each patron message's time from its first send to its ack; and the time from each
+    # message's last send to the server's answer, ack or refusal (both sides).
     resent: int = 0
     ack_latencies_s: list[float] = field(default_factory=list)
+    answer_latencies_s: list[float] = field(default_factory=list)
 
     @property
     def messages(self) -> int:
@@ -353,6 +369,9 @@ async def paced(
         pair.patron.arrivals = {}
         pair.librarian.arrivals = {}
         pair.patron.acks = {}
+        for side in (pair.patron, pair.librarian):
+            side.on_wire = {}
+            side.answers = []
     resent_before = _resent(pairs)
     start = now()
     end = start + seconds
@@ -393,8 +412,12 @@ async def paced(
     ack_latencies = [
         acks[key] - sent for key, sent in sent_at[PATRON_TO_LIBRARIAN].items() if key in acks
     ]
+    answers = [
+        wait for pair in pairs for side in (pair.patron, pair.librarian) for wait in side.answers
+    ]
     for pair in pairs:
         pair.patron.arrivals = pair.librarian.arrivals = pair.patron.acks = None
+        pair.patron.on_wire = pair.librarian.on_wire = None
     lost = expected - sum(len(v) for v in latencies.values())
     return Result(
         seconds,
@@ -404,6 +427,7 @@ async def paced(
         arrived_in_window=in_window,
         resent=_resent(pairs) - resent_before,
         ack_latencies_s=ack_latencies,
+        answer_latencies_s=answers,
     )
 
 

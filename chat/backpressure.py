@@ -2,13 +2,16 @@
 
 A daphne process handed more messages than it can store and deliver does not refuse them by
 itself: they wait, each longer than the last, for as long as the overload lasts. They wait in
-one of two places, so the process watches both:
+one of three places, so the process watches all three:
 
+- its sockets' **input queues**: daphne reads every frame at once and queues it for the socket's
+  consumer, which takes one at a time; each frame carries the time it was read
+  (``chat.arrivals``), and the consumer reports how long it waited;
 - its **event loop**: ten times a second it reads how late a short sleep wakes up (the lag);
 - its **database connections**: the fast path reports how long each message waited for one of
   the pool's connections (``chat.services.fast_path``).
 
-A wait beyond ``REFLIB_OVERLOAD_LAG_MS`` in either makes the process refuse new messages
+A wait beyond ``REFLIB_OVERLOAD_LAG_MS`` in any of them makes the process refuse new messages
 for the next ``SHED_S``. A refusal is ``rate_limited`` with ``retry_after_s: 1``
 (``chat.errors.ServerBusy``), before any database work: it costs a small part of what storing
 and delivering costs, so the backlog drains, and the senders (the widget, the desk) wait and

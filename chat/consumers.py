@@ -36,6 +36,7 @@ from django.db import connection
 from django.utils.translation import gettext as _
 
 from chat import (
+    arrivals,
     backpressure,
     doorbell,
     events,
@@ -306,6 +307,12 @@ class ChatConsumer(AsyncWebsocketConsumer, metaclass=ABCMeta):
             code=error.code, detail=error.detail, retry_after_s=error.retry_after_s, echo=echo
         )
         await self.send_json(reply)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        waited = arrivals.waited(message)
+        if waited is not None:
+            backpressure.here().waited(waited, "socket queue")
+        await super().websocket_receive(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:

@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chat import arrivals  # noqa: E402
 from chat.outages import OutageGuard  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from reflib import gcpolicy  # noqa: E402
@@ -22,6 +23,9 @@ application = ProtocolTypeRouter(
         "websocket": OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+# daphne stamps each frame it reads, so that back-pressure sees the frames waiting for their
+# consumer (chat.arrivals).
+arrivals.install()
 # Django loads the URLconf (the views, serializers and API schema it imports) on the first
 # request: load it now, so that the first patron does not wait for it.
 get_resolver().url_patterns  # noqa: B018

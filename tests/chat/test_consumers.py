@@ -18,13 +18,14 @@ from unittest import mock
 
 import pytest
 from channels.db import database_sync_to_async
+from daphne.ws_protocol import WebSocketFactory
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pytest_django import Settings
 
-from chat import backpressure, consumers, doorbell, events, frames, heartbeat, services
+from chat import arrivals, backpressure, consumers, doorbell, events, frames, heartbeat, services
 from chat.errors import ChatError
 from chat.models import (
     Conversation,
@@ -337,6 +338,59 @@ async def test_a_process_whose_event_loop_falls_behind_refuses_messages_busy_unt
     assert "event loop " in caplog.text
     assert "new messages are refused busy" in caplog.text
     assert "caught up; 1 messages were refused busy" in caplog.text
+
+
+async def test_a_frame_that_waited_long_in_its_sockets_queue_is_refused_busy_and_its_resend_stored(
+    cast: Cast, sockets: Sockets, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The third place a backlog builds, where neither the loop nor the pool shows it: daphne
+    # has read the frame (and stamped it, chat.arrivals) but the socket's consumer is still
+    # busy with the frames before it. A frame that waited too long there is refused.
+    settings.REFLIB_OVERLOAD_LAG_MS = 150
+    started = await db(start)(cast.queue)
+    patron, _welcome = await sockets.patron(started)
+    await patron.drain()
+    text = json.dumps({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
+
+    await patron.communicator.send_input(
+        {"type": "websocket.receive", "text": text, arrivals.ARRIVED: time.monotonic() - 0.4}
+    )
+    refused = await patron.drain()
+    await asyncio.sleep(backpressure.SHED_S)
+    await patron.communicator.send_input(
+        {"type": "websocket.receive", "text": text, arrivals.ARRIVED: time.monotonic()}
+    )
+    after = await patron.drain()
+
+    assert refused == [REFUSED_BUSY]
+    assert of_type(after, "ack") == [
+        {"type": "ack", "client_msg_id": "m-1", "seq": 3, "id": mock.ANY}
+    ]
+    assert await db(Event.objects.filter(conversation_id=started.pk).count)() == 3
+    assert "socket queue " in caplog.text
+
+
+def test_daphne_stamps_each_frame_it_reads_with_the_time_it_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the consumer measures from: the protocol that reflib.asgi makes daphne build.
+    monkeypatch.setattr(WebSocketFactory, "protocol", WebSocketFactory.protocol)
+    arrivals.install()
+
+    protocol = WebSocketFactory.protocol()
+    protocol.application_queue = asyncio.Queue()
+    before = time.monotonic()
+    protocol.onMessage(b'{"type":"ping"}', False)
+    protocol.onMessage(b"\x00", True)
+    text, binary = protocol.application_queue.get_nowait(), protocol.application_queue.get_nowait()
+
+    assert text == {
+        "type": "websocket.receive",
+        "text": '{"type":"ping"}',
+        arrivals.ARRIVED: mock.ANY,
+    }
+    assert binary == {"type": "websocket.receive", "bytes": b"\x00", arrivals.ARRIVED: mock.ANY}
+    assert before <= text[arrivals.ARRIVED] <= binary[arrivals.ARRIVED] <= time.monotonic()
 
 
 @pytest.mark.postgres
