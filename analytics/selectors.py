@@ -36,6 +36,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import (
     Count,
+    Field,
     QuerySet,
 )
 
@@ -109,15 +110,78 @@ class DayVolume:
 TREND_DAYS = 7
 
 
+def _scope_sql(scope: Scope, *, chats: bool = False) -> tuple[str, list[Any]]:
+    """:func:`transactions_in` (or :func:`chat_transactions`) as SQL: the ``FROM`` and ``WHERE``
+    of a query over the transactions ``t``, with its parameters.
+
+    For the fixed-shape aggregates of the manager views: building and compiling the ORM's query
+    took longer than a month's index-only count takes (docs/benchmarks.md, "Manager analytics
+    views"). The text is fixed; every value is a parameter.
+    """
+    start, end = scope.utc_bounds
+    adapt = connection.ops.adapt_datetimefield_value
+    where = ["t.library_id = %s", "t.started_at >= %s", "t.started_at < %s"]
+    params: list[Any] = [scope.library.pk, adapt(start), adapt(end)]
+    for column, value in [
+        ("service_point_id", scope.service_point_id),
+        ("queue_id", scope.queue_id),
+    ]:
+        if value is not None:
+            where.append(f"t.{column} = %s")
+            params.append(value)
+    join = ""
+    if scope.format_id is not None or chats:
+        # A format matches every version of it (what was renamed or merged into it).
+        join = " INNER JOIN analytics_category f ON t.format_id = f.id"
+    if scope.format_id is not None:
+        where.append("f.current_id = %s")
+        params.append(scope.format_id)
+    if chats:
+        where.append(
+            "f.current_id IN (SELECT c.current_id FROM analytics_category c"
+            " WHERE c.kind = %s AND c.library_id = %s AND c.slug = %s)"
+        )
+        params += [CategoryKind.FORMAT.value, scope.library.pk, CHAT_FORMAT]
+        where.append("NOT (t.outcome = %s)")
+        params.append("")
+    return f"FROM analytics_transaction t{join} WHERE {' AND '.join(where)}", params
+
+
 def counts_by(scope: Scope, *columns: str) -> dict[tuple[Any, ...], int]:
-    """Transactions per combination of ``columns`` that occurs (one grouped query)."""
-    rows = (
-        transactions_in(scope)
-        .values_list(*columns)
-        .annotate(n=Count("*"))
-        .values_list(*columns, "n")
-    )
-    return {tuple(row[:-1]): int(row[-1]) for row in rows}
+    """Transactions per combination of ``columns`` that occurs (one grouped query).
+
+    Columns of the transaction itself are counted by one statement written here
+    (:func:`_scope_sql`); a many-to-many (``tags``) by the ORM's join.
+    """
+    fields = [
+        field
+        for field in map(Transaction._meta.get_field, columns)
+        if isinstance(field, Field) and not field.many_to_many
+    ]
+    if len(fields) < len(columns):
+        rows = (
+            transactions_in(scope)
+            .values_list(*columns)
+            .annotate(n=Count("*"))
+            .values_list(*columns, "n")
+        )
+        return {tuple(row[:-1]): int(row[-1]) for row in rows}
+    names = [f"t.{field.column}" for field in fields]
+    source, params = _scope_sql(scope)
+    with connection.cursor() as cursor:
+        # Column names from the model, values as parameters.
+        cursor.execute(
+            f"SELECT {', '.join(names)}, COUNT(*) {source} GROUP BY {', '.join(names)}",
+            params,
+        )
+        rows = cursor.fetchall()
+    # The database's values as the ORM gives them (SQLite returns a date as text).
+    return {
+        tuple(field.to_python(value) for field, value in zip(fields, row, strict=False)): int(
+            row[-1]
+        )
+        for row in rows
+    }
 
 
 def volume_by_day(scope: Scope, *, per_day: dict[date, int] | None = None) -> list[DayVolume]:
@@ -184,15 +248,58 @@ def category_distribution(scope: Scope, *, kind: CategoryKind) -> list[CategoryC
     return _current_entries({pk: n for (pk,), n in recorded.items()}, kind=kind)
 
 
-def _current_entries(recorded: dict[int | None, int], *, kind: CategoryKind) -> list[CategoryCount]:
+# What a version of an entry is counted as: its current entry's id and label.
+CurrentEntries = dict[int, tuple[int | None, str]]
+
+
+@dataclass(frozen=True)
+class CategoryLists:
+    """Every version of a library's formats and question types, read in one query for a page
+    that needs them several times: which defaults exist, the format filter's choices, and what
+    each recorded question type is counted as today."""
+
+    entries: list[Category]
+
+    @property
+    def slugs(self) -> set[tuple[str, str]]:
+        return {(entry.kind, entry.slug) for entry in self.entries}
+
+    def active(self, kind: CategoryKind) -> list[Category]:
+        """The entries in use today, in the list's order."""
+        return [entry for entry in self.entries if entry.kind == kind and entry.is_active]
+
+    def current(self, kind: CategoryKind) -> CurrentEntries:
+        labels: dict[int | None, str] = {entry.pk: entry.label for entry in self.entries}
+        return {
+            entry.pk: (entry.current_id, labels.get(entry.current_id, ""))
+            for entry in self.entries
+            if entry.kind == kind
+        }
+
+
+def category_lists(library: Library) -> CategoryLists:
+    kinds = [CategoryKind.FORMAT, CategoryKind.QUESTION_TYPE]
+    return CategoryLists(entries=list(Category.objects.filter(library=library, kind__in=kinds)))
+
+
+def _current_entries(
+    recorded: dict[int | None, int],
+    *,
+    kind: CategoryKind,
+    known: CurrentEntries | None = None,
+) -> list[CategoryCount]:
     """Counts per recorded entry added up per current entry: counting per recorded entry reads
-    the index alone, and the list that maps versions to current entries is short."""
-    current = {
-        pk: (current_id, label or "")
-        for pk, current_id, label in Category.objects.filter(pk__in=recorded).values_list(
-            "pk", "current_id", "current__label"
-        )
-    }
+    the index alone, and the list that maps versions to current entries is short. ``known`` is
+    that map when the caller has read the list already (:class:`CategoryLists`)."""
+    if known is not None and all(pk in known for pk in recorded if pk is not None):
+        current = known
+    else:
+        current = {
+            pk: (current_id, label or "")
+            for pk, current_id, label in Category.objects.filter(pk__in=recorded).values_list(
+                "pk", "current_id", "current__label"
+            )
+        }
     totals: dict[int | None, tuple[str, int]] = {}
     for pk, n in recorded.items():
         current_id, label = current.get(pk, (None, "")) if pk is not None else (None, "")
@@ -215,9 +322,12 @@ class Overview:
     question_types: list[CategoryCount]
 
 
-def overview(scope: Scope) -> Overview:
+def overview(scope: Scope, *, question_types: CurrentEntries | None = None) -> Overview:
     """Volume, heat map, READ levels and question types in two scans instead of four: counts per
-    local date and hour (the weekday is the date's), and per READ level and question type."""
+    local date and hour (the weekday is the date's), and per READ level and question type.
+
+    ``question_types`` maps the library's question types to their current entries when the
+    caller has read the list already (:meth:`CategoryLists.current`)."""
     per_day: dict[date, int] = defaultdict(int)
     per_hour: HeatMap = defaultdict(int)
     for (day, hour), n in counts_by(scope, "local_date", "local_hour").items():
@@ -232,7 +342,9 @@ def overview(scope: Scope) -> Overview:
         days=volume_by_day(scope, per_day=per_day),
         heatmap=dict(per_hour),
         read_levels=dict(per_level),
-        question_types=_current_entries(dict(per_type), kind=CategoryKind.QUESTION_TYPE),
+        question_types=_current_entries(
+            dict(per_type), kind=CategoryKind.QUESTION_TYPE, known=question_types
+        ),
     )
 
 
@@ -347,12 +459,10 @@ def _levels_select(vendor: str) -> tuple[str, tuple[Any, ...]]:
 
 def service_levels(scope: Scope) -> ServiceLevels:
     """The chat service levels of the scope (definitions in this module's docstring)."""
-    chats = chat_transactions(scope)
     # Only columns of the (library, format, started_at) index: the chats are read from it alone.
-    rows = chats.values(
-        "rolled_over", "rating", "outcome", *(column for column, _outcome in SPREADS.values())
-    )
-    inner, inner_params = rows.query.sql_with_params()
+    columns = ["rolled_over", "rating", "outcome", *(column for column, _o in SPREADS.values())]
+    source, inner_params = _scope_sql(scope, chats=True)
+    inner = f"SELECT {', '.join(f't.{column}' for column in columns)} {source}"
     select, select_params = _levels_select(connection.vendor)
     with connection.cursor() as cursor:
         # The SELECT list is fixed text; every value is a parameter.
@@ -361,7 +471,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
         names = [column[0] for column in cursor.description]
         totals = dict(zip(names, cursor.fetchone(), strict=True))
     spreads = {
-        name: _spread(chats, name, column, outcome, totals)
+        name: _spread(scope, name, column, outcome, totals)
         for name, (column, outcome) in SPREADS.items()
     }
     mean = totals["rating_mean"]
@@ -378,7 +488,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
 
 
 def _spread(
-    chats: QuerySet[Transaction],
+    scope: Scope,
     name: str,
     column: str,
     outcome: Outcome | None,
@@ -393,6 +503,7 @@ def _spread(
             p90=None if p90 is None else float(p90),
         )
     # SQLite (the embedded demo) has no percentile aggregate: sort the few values here.
+    chats = chat_transactions(scope)
     if outcome is not None:
         chats = chats.filter(outcome=outcome)
     values = sorted(

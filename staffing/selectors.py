@@ -293,8 +293,12 @@ def staffed_hours_by_hour_of_week(
     hour of a November change counts twice."""
     zone = library.zone
     range_start, range_end = wallclock.day_bounds(start, end, zone)
-    assignments = _active().filter(
-        shift__library=library, shift__start__lt=range_end, shift__end__gt=range_start
+    # Unordered: a sum needs no order, and the roster's order joins the service points and
+    # the users.
+    assignments = (
+        Assignment.objects.active()
+        .filter(shift__library=library, shift__start__lt=range_end, shift__end__gt=range_start)
+        .order_by()
     )
     if service_point is not None:
         assignments = assignments.filter(shift__service_point=service_point)
