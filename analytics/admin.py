@@ -201,17 +201,12 @@ class TransactionAdmin(LibraryScopedAdmin):
     def statistics_view(self, request: HttpRequest, library: str) -> HttpResponse:
         scoped = managed_library(request, library)
         note_manages_a_library(request)
-        # The formats and question types are read once: for the defaults, the format filter
-        # and what each recorded question type counts as.
-        lists = selectors.category_lists(scoped)
-        if services.categories_ensure_defaults(library=scoped, existing=lists.slugs):
-            lists = selectors.category_lists(scoped)
-        form = ScopeForm(
-            request.GET,
-            library=scoped,
-            rendered=True,
-            formats=lists.active(CategoryKind.FORMAT),
-        )
+        # The short lists are read once: for the defaults, the filters and what each recorded
+        # question type counts as.
+        lists = selectors.short_lists(scoped)
+        if services.categories_ensure_defaults(library=scoped, existing=lists.category_slugs):
+            lists = selectors.short_lists(scoped)
+        form = ScopeForm(request.GET, library=scoped, rendered=True, lists=lists)
         # Without the navigation sidebar: the heat maps need the width, and its app list would
         # cost a fifth of the page (docs/benchmarks.md, "Manager analytics views").
         context = self._context(
@@ -259,7 +254,7 @@ class TransactionAdmin(LibraryScopedAdmin):
         return TemplateResponse(request, "admin/analytics/import.html", context)
 
 
-def statistics_context(form: ScopeForm, lists: selectors.CategoryLists) -> dict[str, Any]:
+def statistics_context(form: ScopeForm, lists: selectors.ShortLists) -> dict[str, Any]:
     """Everything the statistics page shows, for the scope the form's filters describe."""
     scope = form.scope()
     seen = selectors.overview(scope, question_types=lists.current(CategoryKind.QUESTION_TYPE))

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind
-from analytics.selectors import MAX_DAYS, Scope
+from analytics.selectors import MAX_DAYS, Scope, ShortLists
 from chat.forms import READ_LEVELS
 from reflib.models import Library, Queue, ServicePoint
 
@@ -126,7 +126,7 @@ class ScopeForm(forms.Form):
 
     The choices are read only when the form is rendered (the statistics page, ``rendered``),
     never for a CSV; a CSV builds a choice list's query only for a filter it was given. The
-    statistics page passes the active ``formats`` it has read with the rest of its lists.
+    statistics page passes the ``lists`` it has read for itself: the choices come from them.
     """
 
     start = forms.DateField(
@@ -150,7 +150,7 @@ class ScopeForm(forms.Form):
         *,
         library: Library,
         rendered: bool = False,
-        formats: list[Category] | None = None,
+        lists: ShortLists | None = None,
     ) -> None:
         renamed = {self.PARAMETERS.get(key, key): value for key, value in data.items()}
         super().__init__(renamed)
@@ -162,11 +162,17 @@ class ScopeForm(forms.Form):
             "queue": lambda: library.queues.all(),
             "format": lambda: _entries(library, CategoryKind.FORMAT),
         }
+        if lists is not None:
+            given: dict[str, list[Any]] = {
+                "service_point": lists.service_points,
+                "queue": lists.queues,
+                "format": lists.active(CategoryKind.FORMAT),
+            }
         for name, rows in choices.items():
             field = self.fields[name]
             assert isinstance(field, ShortListField)
-            if name == "format" and formats is not None:
-                field.rows = formats
+            if lists is not None:
+                field.rows = given[name]
             # A field without a value is valid (empty) whatever its list; a value is checked
             # against the library's list.
             if renamed.get(name) not in (None, "") or (rendered and field.rows is None):

@@ -41,7 +41,7 @@ from django.db.models import (
 )
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind, Outcome, Transaction
-from reflib.models import Library, ServicePoint
+from reflib.models import Library, Queue, ServicePoint
 from staffing.selectors import staffed_hours_by_hour_of_week
 
 MAX_DAYS = 3660
@@ -253,33 +253,81 @@ CurrentEntries = dict[int, tuple[int | None, str]]
 
 
 @dataclass(frozen=True)
-class CategoryLists:
-    """Every version of a library's formats and question types, read in one query for a page
-    that needs them several times: which defaults exist, the format filter's choices, and what
-    each recorded question type is counted as today."""
+class ShortLists:
+    """A library's short lists, read in one query for the statistics page, which needs them
+    several times: the service points and queues its filters offer, and every version of the
+    formats and question types (which defaults exist, the format filter's choices, and what
+    each recorded question type is counted as today)."""
 
-    entries: list[Category]
+    service_points: list[ServicePoint]
+    queues: list[Queue]
+    categories: list[Category]
 
     @property
-    def slugs(self) -> set[tuple[str, str]]:
-        return {(entry.kind, entry.slug) for entry in self.entries}
+    def category_slugs(self) -> set[tuple[str, str]]:
+        return {(entry.kind, entry.slug) for entry in self.categories}
 
     def active(self, kind: CategoryKind) -> list[Category]:
         """The entries in use today, in the list's order."""
-        return [entry for entry in self.entries if entry.kind == kind and entry.is_active]
+        return [entry for entry in self.categories if entry.kind == kind and entry.is_active]
 
     def current(self, kind: CategoryKind) -> CurrentEntries:
-        labels: dict[int | None, str] = {entry.pk: entry.label for entry in self.entries}
+        labels: dict[int | None, str] = {entry.pk: entry.label for entry in self.categories}
         return {
             entry.pk: (entry.current_id, labels.get(entry.current_id, ""))
-            for entry in self.entries
+            for entry in self.categories
             if entry.kind == kind
         }
 
 
-def category_lists(library: Library) -> CategoryLists:
-    kinds = [CategoryKind.FORMAT, CategoryKind.QUESTION_TYPE]
-    return CategoryLists(entries=list(Category.objects.filter(library=library, kind__in=kinds)))
+# Three small tables in one round trip; the columns a row of each needs, padded alike.
+SHORT_LISTS_SQL = f"""
+    SELECT 'service_point', id, slug, name, '', 0, CAST(NULL AS bigint), CAST(NULL AS integer)
+      FROM {ServicePoint._meta.db_table} WHERE library_id = %s
+    UNION ALL
+    SELECT 'queue', id, slug, name, '', 0, CAST(NULL AS bigint), CAST(NULL AS integer)
+      FROM {Queue._meta.db_table} WHERE library_id = %s
+    UNION ALL
+    SELECT 'category', id, slug, label, kind, position, current_id, retired_in
+      FROM {Category._meta.db_table} WHERE library_id = %s AND kind IN (%s, %s)
+"""  # noqa: S608 - table names from the models; every value is a parameter
+
+
+def short_lists(library: Library) -> ShortLists:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            SHORT_LISTS_SQL,
+            [library.pk] * 3 + [CategoryKind.FORMAT.value, CategoryKind.QUESTION_TYPE.value],
+        )
+        rows = cursor.fetchall()
+    alias = connection.alias
+    points: list[ServicePoint] = []
+    queues: list[Queue] = []
+    categories: list[Category] = []
+    # Model instances from the rows (Model.from_db), each knowing its library.
+    for source, pk, slug, name, kind, position, current_id, retired_in in rows:
+        if source == "category":
+            values = (pk, kind, slug, name, position, current_id, retired_in)
+            entry = Category.from_db(alias, CATEGORY_FIELDS, values)
+            entry.library = library
+            categories.append(entry)
+        elif source == "service_point":
+            point = ServicePoint.from_db(alias, ["id", "slug", "name"], (pk, slug, name))
+            point.library = library
+            points.append(point)
+        else:
+            queue = Queue.from_db(alias, ["id", "slug", "name"], (pk, slug, name))
+            queue.library = library
+            queues.append(queue)
+    return ShortLists(
+        service_points=sorted(points, key=lambda point: point.name),
+        queues=sorted(queues, key=lambda queue: queue.name),
+        categories=sorted(categories, key=lambda c: (c.kind, c.position, c.label)),
+    )
+
+
+# In the model's order of fields, as Model.from_db takes the values of some of them.
+CATEGORY_FIELDS = ["id", "kind", "slug", "label", "position", "current_id", "retired_in"]
 
 
 def _current_entries(
@@ -290,7 +338,7 @@ def _current_entries(
 ) -> list[CategoryCount]:
     """Counts per recorded entry added up per current entry: counting per recorded entry reads
     the index alone, and the list that maps versions to current entries is short. ``known`` is
-    that map when the caller has read the list already (:class:`CategoryLists`)."""
+    that map when the caller has read the list already (:class:`ShortLists`)."""
     if known is not None and all(pk in known for pk in recorded if pk is not None):
         current = known
     else:
@@ -327,7 +375,7 @@ def overview(scope: Scope, *, question_types: CurrentEntries | None = None) -> O
     local date and hour (the weekday is the date's), and per READ level and question type.
 
     ``question_types`` maps the library's question types to their current entries when the
-    caller has read the list already (:meth:`CategoryLists.current`)."""
+    caller has read the list already (:meth:`ShortLists.current`)."""
     per_day: dict[date, int] = defaultdict(int)
     per_hour: HeatMap = defaultdict(int)
     for (day, hour), n in counts_by(scope, "local_date", "local_hour").items():

@@ -11,7 +11,6 @@ from analytics.models import CategoryKind, Outcome, Source
 from analytics.selectors import (
     Scope,
     category_distribution,
-    category_lists,
     chat_transactions,
     counts_by,
     heatmap,
@@ -19,6 +18,7 @@ from analytics.selectors import (
     percentile,
     read_distribution,
     service_levels,
+    short_lists,
     transactions_in,
     volume_by_day,
 )
@@ -254,16 +254,21 @@ def test_counts_by_each_filter_agree_with_the_transactions_the_scope_selects(cas
     assert counts_by(scopes[4], "read_level") == {}
 
 
-def test_the_category_lists_map_every_version_to_its_current_entry(cast: Cast) -> None:
+def test_the_short_lists_map_every_version_to_its_current_entry(cast: Cast) -> None:
     technical = category(cast.library, CategoryKind.QUESTION_TYPE, "technical")
     renamed = category_rename(category=technical, label="Technology help")
-    lists = category_lists(cast.library)
+    ServicePoint.objects.create(library=cast.library, slug="science", name="Science")
+    ServicePoint.objects.create(library=cast.library, slug="art", name="Art")
+    ServicePoint.objects.create(library=cast.other_library, slug="annex", name="Annex")
+    lists = short_lists(cast.library)
 
     current = lists.current(CategoryKind.QUESTION_TYPE)
     assert current[technical.pk] == current[renamed.pk] == (renamed.pk, "Technology help")
     assert "Technical" not in [entry.label for entry in lists.active(CategoryKind.QUESTION_TYPE)]
     assert [entry.slug for entry in lists.active(CategoryKind.FORMAT)][:2] == ["chat", "desk"]
-    assert (CategoryKind.FORMAT, "chat") in lists.slugs
+    assert (CategoryKind.FORMAT, "chat") in lists.category_slugs
+    assert [str(point) for point in lists.service_points] == ["Art (demo)", "Science (demo)"]
+    assert [str(queue) for queue in lists.queues] == ["demo/general"]
     record(cast.library, datetime(2026, 6, 3, 12, tzinfo=NEW_YORK), question_type=technical)
     seen = overview(june(cast), question_types=current)
     assert [(c.category_id, c.label, c.count) for c in seen.question_types] == [
