@@ -31,7 +31,12 @@ from analytics.models import (
 )
 from analytics.views import managed_library
 from chat.forms import READ_LEVELS
-from reflib.admin import LibraryScopedAdmin, managed_libraries, note_manages_a_library
+from reflib.admin import (
+    LibraryScopedAdmin,
+    context_without_sidebar,
+    managed_libraries,
+    note_manages_a_library,
+)
 
 
 class CategoryForm(forms.ModelForm):
@@ -182,9 +187,12 @@ class TransactionAdmin(LibraryScopedAdmin):
         context = {"statistics_libraries": libraries, **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
-    def _context(self, request: HttpRequest, library: Any, title: str) -> dict[str, Any]:
+    def _context(
+        self, request: HttpRequest, library: Any, title: str, *, sidebar: bool = True
+    ) -> dict[str, Any]:
+        site = self.admin_site
         return {
-            **self.admin_site.each_context(request),
+            **(site.each_context(request) if sidebar else context_without_sidebar(site, request)),
             "opts": self.model._meta,
             "library": library,
             "title": title,
@@ -193,14 +201,23 @@ class TransactionAdmin(LibraryScopedAdmin):
     def statistics_view(self, request: HttpRequest, library: str) -> HttpResponse:
         scoped = managed_library(request, library)
         note_manages_a_library(request)
-        services.categories_ensure_defaults(library=scoped)
-        form = ScopeForm(request.GET, library=scoped, rendered=True)
+        # The short lists are read once: for the defaults, the filters and what each recorded
+        # question type counts as.
+        lists = selectors.short_lists(scoped)
+        if services.categories_ensure_defaults(library=scoped, existing=lists.category_slugs):
+            lists = selectors.short_lists(scoped)
+        form = ScopeForm(request.GET, library=scoped, rendered=True, lists=lists)
+        # Without the navigation sidebar: the heat maps need the width, and its app list would
+        # cost a fifth of the page (docs/benchmarks.md, "Manager analytics views").
         context = self._context(
-            request, scoped, _("Statistics: %(library)s") % {"library": scoped.name}
+            request,
+            scoped,
+            _("Statistics: %(library)s") % {"library": scoped.name},
+            sidebar=False,
         )
         context["form"] = form
         if form.is_valid():
-            context |= statistics_context(form)
+            context |= statistics_context(form, lists)
         return TemplateResponse(request, "admin/analytics/statistics.html", context)
 
     def import_view(self, request: HttpRequest, library: str) -> HttpResponse:
@@ -237,10 +254,10 @@ class TransactionAdmin(LibraryScopedAdmin):
         return TemplateResponse(request, "admin/analytics/import.html", context)
 
 
-def statistics_context(form: ScopeForm) -> dict[str, Any]:
+def statistics_context(form: ScopeForm, lists: selectors.ShortLists) -> dict[str, Any]:
     """Everything the statistics page shows, for the scope the form's filters describe."""
     scope = form.scope()
-    seen = selectors.overview(scope)
+    seen = selectors.overview(scope, question_types=lists.current(CategoryKind.QUESTION_TYPE))
     days = seen.days
     read_counts = seen.read_levels
     read_labels = dict(READ_LEVELS)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind
-from analytics.selectors import MAX_DAYS, Scope
+from analytics.selectors import MAX_DAYS, Scope, ShortLists
 from chat.forms import READ_LEVELS
 from reflib.models import Library, Queue, ServicePoint
 
@@ -103,24 +103,30 @@ class TallyForm(forms.Form):
 
 class ShortListChoices(ModelChoiceIterator):
     """A short list's choices by one plain query, kept for the form's life (Django's own
-    iterator opens a server-side cursor, three round trips, every time a select renders)."""
+    iterator opens a server-side cursor, three round trips, every time a select renders), or
+    the rows the form was given."""
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
-        for row in self.queryset:
+        rows = getattr(self.field, "rows", None)
+        for row in self.queryset if rows is None else rows:
             yield self.choice(row)
 
 
 class ShortListField(forms.ModelChoiceField):
     iterator = ShortListChoices
+    # The choices when the caller has read them already; a value is still checked against
+    # the queryset.
+    rows: list[Any] | None = None
 
 
 class ScopeForm(forms.Form):
     """The manager views' filters; ``from`` and ``to`` are local dates, both inclusive.
 
     The choices are read only when the form is rendered (the statistics page, ``rendered``),
-    never for a CSV; a CSV builds a choice list's query only for a filter it was given.
+    never for a CSV; a CSV builds a choice list's query only for a filter it was given. The
+    statistics page passes the ``lists`` it has read for itself: the choices come from them.
     """
 
     start = forms.DateField(
@@ -138,24 +144,38 @@ class ScopeForm(forms.Form):
     # The URL parameters are ``from`` and ``to`` (a keyword in Python): map them here.
     PARAMETERS = {"from": "start", "to": "end"}
 
-    def __init__(self, data: Any, *, library: Library, rendered: bool = False) -> None:
+    def __init__(
+        self,
+        data: Any,
+        *,
+        library: Library,
+        rendered: bool = False,
+        lists: ShortLists | None = None,
+    ) -> None:
         renamed = {self.PARAMETERS.get(key, key): value for key, value in data.items()}
         super().__init__(renamed)
         self.library = library
-        # The labels of service points and queues name their library.
+        # The labels of service points and queues name their library: read through the
+        # library's own relation, each row knows it without a join.
         choices: dict[str, Callable[[], QuerySet[Any]]] = {
-            "service_point": lambda: ServicePoint.objects.for_library(library).select_related(
-                "library"
-            ),
-            "queue": lambda: Queue.objects.for_library(library).select_related("library"),
+            "service_point": lambda: library.service_points.all(),
+            "queue": lambda: library.queues.all(),
             "format": lambda: _entries(library, CategoryKind.FORMAT),
         }
+        if lists is not None:
+            given: dict[str, list[Any]] = {
+                "service_point": lists.service_points,
+                "queue": lists.queues,
+                "format": lists.active(CategoryKind.FORMAT),
+            }
         for name, rows in choices.items():
             field = self.fields[name]
-            assert isinstance(field, forms.ModelChoiceField)
+            assert isinstance(field, ShortListField)
+            if lists is not None:
+                field.rows = given[name]
             # A field without a value is valid (empty) whatever its list; a value is checked
             # against the library's list.
-            if rendered or renamed.get(name) not in (None, ""):
+            if renamed.get(name) not in (None, "") or (rendered and field.rows is None):
                 field.queryset = rows()
         for name, field in self.fields.items():
             field.widget.attrs.setdefault(

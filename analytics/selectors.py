@@ -36,11 +36,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import (
     Count,
+    Field,
     QuerySet,
 )
 
 from analytics.models import CHAT_FORMAT, Category, CategoryKind, Outcome, Transaction
-from reflib.models import Library, ServicePoint
+from reflib.models import Library, Queue, ServicePoint
 from staffing.selectors import staffed_hours_by_hour_of_week
 
 MAX_DAYS = 3660
@@ -109,15 +110,78 @@ class DayVolume:
 TREND_DAYS = 7
 
 
+def _scope_sql(scope: Scope, *, chats: bool = False) -> tuple[str, list[Any]]:
+    """:func:`transactions_in` (or :func:`chat_transactions`) as SQL: the ``FROM`` and ``WHERE``
+    of a query over the transactions ``t``, with its parameters.
+
+    For the fixed-shape aggregates of the manager views: building and compiling the ORM's query
+    took longer than a month's index-only count takes (docs/benchmarks.md, "Manager analytics
+    views"). The text is fixed; every value is a parameter.
+    """
+    start, end = scope.utc_bounds
+    adapt = connection.ops.adapt_datetimefield_value
+    where = ["t.library_id = %s", "t.started_at >= %s", "t.started_at < %s"]
+    params: list[Any] = [scope.library.pk, adapt(start), adapt(end)]
+    for column, value in [
+        ("service_point_id", scope.service_point_id),
+        ("queue_id", scope.queue_id),
+    ]:
+        if value is not None:
+            where.append(f"t.{column} = %s")
+            params.append(value)
+    join = ""
+    if scope.format_id is not None or chats:
+        # A format matches every version of it (what was renamed or merged into it).
+        join = " INNER JOIN analytics_category f ON t.format_id = f.id"
+    if scope.format_id is not None:
+        where.append("f.current_id = %s")
+        params.append(scope.format_id)
+    if chats:
+        where.append(
+            "f.current_id IN (SELECT c.current_id FROM analytics_category c"
+            " WHERE c.kind = %s AND c.library_id = %s AND c.slug = %s)"
+        )
+        params += [CategoryKind.FORMAT.value, scope.library.pk, CHAT_FORMAT]
+        where.append("NOT (t.outcome = %s)")
+        params.append("")
+    return f"FROM analytics_transaction t{join} WHERE {' AND '.join(where)}", params
+
+
 def counts_by(scope: Scope, *columns: str) -> dict[tuple[Any, ...], int]:
-    """Transactions per combination of ``columns`` that occurs (one grouped query)."""
-    rows = (
-        transactions_in(scope)
-        .values_list(*columns)
-        .annotate(n=Count("*"))
-        .values_list(*columns, "n")
-    )
-    return {tuple(row[:-1]): int(row[-1]) for row in rows}
+    """Transactions per combination of ``columns`` that occurs (one grouped query).
+
+    Columns of the transaction itself are counted by one statement written here
+    (:func:`_scope_sql`); a many-to-many (``tags``) by the ORM's join.
+    """
+    fields = [
+        field
+        for field in map(Transaction._meta.get_field, columns)
+        if isinstance(field, Field) and not field.many_to_many
+    ]
+    if len(fields) < len(columns):
+        rows = (
+            transactions_in(scope)
+            .values_list(*columns)
+            .annotate(n=Count("*"))
+            .values_list(*columns, "n")
+        )
+        return {tuple(row[:-1]): int(row[-1]) for row in rows}
+    names = [f"t.{field.column}" for field in fields]
+    source, params = _scope_sql(scope)
+    with connection.cursor() as cursor:
+        # Column names from the model, values as parameters.
+        cursor.execute(
+            f"SELECT {', '.join(names)}, COUNT(*) {source} GROUP BY {', '.join(names)}",
+            params,
+        )
+        rows = cursor.fetchall()
+    # The database's values as the ORM gives them (SQLite returns a date as text).
+    return {
+        tuple(field.to_python(value) for field, value in zip(fields, row, strict=False)): int(
+            row[-1]
+        )
+        for row in rows
+    }
 
 
 def volume_by_day(scope: Scope, *, per_day: dict[date, int] | None = None) -> list[DayVolume]:
@@ -180,19 +244,132 @@ def category_distribution(scope: Scope, *, kind: CategoryKind) -> list[CategoryC
 
     For tags a transaction counts once for each of its tags.
     """
-    recorded = counts_by(scope, CATEGORY_COLUMNS[kind])
-    return _current_entries({pk: n for (pk,), n in recorded.items()}, kind=kind)
-
-
-def _current_entries(recorded: dict[int | None, int], *, kind: CategoryKind) -> list[CategoryCount]:
-    """Counts per recorded entry added up per current entry: counting per recorded entry reads
-    the index alone, and the list that maps versions to current entries is short."""
-    current = {
-        pk: (current_id, label or "")
-        for pk, current_id, label in Category.objects.filter(pk__in=recorded).values_list(
-            "pk", "current_id", "current__label"
+    if kind == CategoryKind.TAG:
+        recorded = counts_by(scope, CATEGORY_COLUMNS[kind])
+        return _current_entries({pk: n for (pk,), n in recorded.items()}, kind=kind)
+    # Counted per recorded entry (from the index alone), then added up per current entry in the
+    # same statement.
+    field = Transaction._meta.get_field(CATEGORY_COLUMNS[kind])
+    assert isinstance(field, Field)
+    column = field.column
+    source, params = _scope_sql(scope)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT c.id, c.label, SUM(recorded.n) FROM (
+                  SELECT t.{column} AS entry, COUNT(*) AS n {source} GROUP BY t.{column}
+                ) AS recorded
+                LEFT JOIN analytics_category q ON q.id = recorded.entry
+                LEFT JOIN analytics_category c ON c.id = q.current_id
+                GROUP BY c.id, c.label""",  # noqa: S608 - a model's column; values are parameters
+            params,
         )
-    }
+        rows = cursor.fetchall()
+    counts = [
+        CategoryCount(category_id=pk, label=label or "", count=int(n)) for pk, label, n in rows
+    ]
+    return sorted(counts, key=lambda c: (-c.count, c.label))
+
+
+# What a version of an entry is counted as: its current entry's id and label.
+CurrentEntries = dict[int, tuple[int | None, str]]
+
+
+@dataclass(frozen=True)
+class ShortLists:
+    """A library's short lists, read in one query for the statistics page, which needs them
+    several times: the service points and queues its filters offer, and every version of the
+    formats and question types (which defaults exist, the format filter's choices, and what
+    each recorded question type is counted as today)."""
+
+    service_points: list[ServicePoint]
+    queues: list[Queue]
+    categories: list[Category]
+
+    @property
+    def category_slugs(self) -> set[tuple[str, str]]:
+        return {(entry.kind, entry.slug) for entry in self.categories}
+
+    def active(self, kind: CategoryKind) -> list[Category]:
+        """The entries in use today, in the list's order."""
+        return [entry for entry in self.categories if entry.kind == kind and entry.is_active]
+
+    def current(self, kind: CategoryKind) -> CurrentEntries:
+        labels: dict[int | None, str] = {entry.pk: entry.label for entry in self.categories}
+        return {
+            entry.pk: (entry.current_id, labels.get(entry.current_id, ""))
+            for entry in self.categories
+            if entry.kind == kind
+        }
+
+
+# Three small tables in one round trip; the columns a row of each needs, padded alike.
+SHORT_LISTS_SQL = f"""
+    SELECT 'service_point', id, slug, name, '', 0, CAST(NULL AS bigint), CAST(NULL AS integer)
+      FROM {ServicePoint._meta.db_table} WHERE library_id = %s
+    UNION ALL
+    SELECT 'queue', id, slug, name, '', 0, CAST(NULL AS bigint), CAST(NULL AS integer)
+      FROM {Queue._meta.db_table} WHERE library_id = %s
+    UNION ALL
+    SELECT 'category', id, slug, label, kind, position, current_id, retired_in
+      FROM {Category._meta.db_table} WHERE library_id = %s AND kind IN (%s, %s)
+"""  # noqa: S608 - table names from the models; every value is a parameter
+
+
+def short_lists(library: Library) -> ShortLists:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            SHORT_LISTS_SQL,
+            [library.pk] * 3 + [CategoryKind.FORMAT.value, CategoryKind.QUESTION_TYPE.value],
+        )
+        rows = cursor.fetchall()
+    alias = connection.alias
+    points: list[ServicePoint] = []
+    queues: list[Queue] = []
+    categories: list[Category] = []
+    # Model instances from the rows (Model.from_db), each knowing its library.
+    for source, pk, slug, name, kind, position, current_id, retired_in in rows:
+        if source == "category":
+            values = (pk, kind, slug, name, position, current_id, retired_in)
+            entry = Category.from_db(alias, CATEGORY_FIELDS, values)
+            entry.library = library
+            categories.append(entry)
+        elif source == "service_point":
+            point = ServicePoint.from_db(alias, ["id", "slug", "name"], (pk, slug, name))
+            point.library = library
+            points.append(point)
+        else:
+            queue = Queue.from_db(alias, ["id", "slug", "name"], (pk, slug, name))
+            queue.library = library
+            queues.append(queue)
+    return ShortLists(
+        service_points=sorted(points, key=lambda point: point.name),
+        queues=sorted(queues, key=lambda queue: queue.name),
+        categories=sorted(categories, key=lambda c: (c.kind, c.position, c.label)),
+    )
+
+
+# In the model's order of fields, as Model.from_db takes the values of some of them.
+CATEGORY_FIELDS = ["id", "kind", "slug", "label", "position", "current_id", "retired_in"]
+
+
+def _current_entries(
+    recorded: dict[int | None, int],
+    *,
+    kind: CategoryKind,
+    known: CurrentEntries | None = None,
+) -> list[CategoryCount]:
+    """Counts per recorded entry added up per current entry: counting per recorded entry reads
+    the index alone, and the list that maps versions to current entries is short. ``known`` is
+    that map when the caller has read the list already (:class:`ShortLists`)."""
+    if known is not None and all(pk in known for pk in recorded if pk is not None):
+        current = known
+    else:
+        current = {
+            pk: (current_id, label or "")
+            for pk, current_id, label in Category.objects.filter(pk__in=recorded).values_list(
+                "pk", "current_id", "current__label"
+            )
+        }
     totals: dict[int | None, tuple[str, int]] = {}
     for pk, n in recorded.items():
         current_id, label = current.get(pk, (None, "")) if pk is not None else (None, "")
@@ -215,9 +392,12 @@ class Overview:
     question_types: list[CategoryCount]
 
 
-def overview(scope: Scope) -> Overview:
+def overview(scope: Scope, *, question_types: CurrentEntries | None = None) -> Overview:
     """Volume, heat map, READ levels and question types in two scans instead of four: counts per
-    local date and hour (the weekday is the date's), and per READ level and question type."""
+    local date and hour (the weekday is the date's), and per READ level and question type.
+
+    ``question_types`` maps the library's question types to their current entries when the
+    caller has read the list already (:meth:`ShortLists.current`)."""
     per_day: dict[date, int] = defaultdict(int)
     per_hour: HeatMap = defaultdict(int)
     for (day, hour), n in counts_by(scope, "local_date", "local_hour").items():
@@ -232,7 +412,9 @@ def overview(scope: Scope) -> Overview:
         days=volume_by_day(scope, per_day=per_day),
         heatmap=dict(per_hour),
         read_levels=dict(per_level),
-        question_types=_current_entries(dict(per_type), kind=CategoryKind.QUESTION_TYPE),
+        question_types=_current_entries(
+            dict(per_type), kind=CategoryKind.QUESTION_TYPE, known=question_types
+        ),
     )
 
 
@@ -347,12 +529,10 @@ def _levels_select(vendor: str) -> tuple[str, tuple[Any, ...]]:
 
 def service_levels(scope: Scope) -> ServiceLevels:
     """The chat service levels of the scope (definitions in this module's docstring)."""
-    chats = chat_transactions(scope)
     # Only columns of the (library, format, started_at) index: the chats are read from it alone.
-    rows = chats.values(
-        "rolled_over", "rating", "outcome", *(column for column, _outcome in SPREADS.values())
-    )
-    inner, inner_params = rows.query.sql_with_params()
+    columns = ["rolled_over", "rating", "outcome", *(column for column, _o in SPREADS.values())]
+    source, inner_params = _scope_sql(scope, chats=True)
+    inner = f"SELECT {', '.join(f't.{column}' for column in columns)} {source}"
     select, select_params = _levels_select(connection.vendor)
     with connection.cursor() as cursor:
         # The SELECT list is fixed text; every value is a parameter.
@@ -361,7 +541,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
         names = [column[0] for column in cursor.description]
         totals = dict(zip(names, cursor.fetchone(), strict=True))
     spreads = {
-        name: _spread(chats, name, column, outcome, totals)
+        name: _spread(scope, name, column, outcome, totals)
         for name, (column, outcome) in SPREADS.items()
     }
     mean = totals["rating_mean"]
@@ -378,7 +558,7 @@ def service_levels(scope: Scope) -> ServiceLevels:
 
 
 def _spread(
-    chats: QuerySet[Transaction],
+    scope: Scope,
     name: str,
     column: str,
     outcome: Outcome | None,
@@ -393,6 +573,7 @@ def _spread(
             p90=None if p90 is None else float(p90),
         )
     # SQLite (the embedded demo) has no percentile aggregate: sort the few values here.
+    chats = chat_transactions(scope)
     if outcome is not None:
         chats = chats.filter(outcome=outcome)
     values = sorted(

@@ -195,21 +195,27 @@ def category_merge(*, sources: Iterable[Category], into: Category, user: User | 
     return version
 
 
-def categories_ensure_defaults(*, library: Library) -> None:
-    """Give a library the default formats and question types it does not have yet.
+def categories_ensure_defaults(
+    *, library: Library, existing: set[tuple[str, str]] | None = None
+) -> bool:
+    """Give a library the default formats and question types it does not have yet; True when
+    it added any.
 
     Run when a library is created; pages call it too, for libraries older than the lists (it
-    writes nothing when they are there).
+    writes nothing when they are there). ``existing`` is the library's (kind, slug) pairs of
+    those two lists when the caller has read them already.
     """
     defaults = [
         (CategoryKind.FORMAT, DEFAULT_FORMATS),
         (CategoryKind.QUESTION_TYPE, DEFAULT_QUESTION_TYPES),
     ]
-    existing = set(
-        Category.objects.filter(library=library, kind__in=[kind for kind, _ in defaults])
-        .order_by()
-        .values_list("kind", "slug")
-    )
+    if existing is None:
+        existing = set(
+            Category.objects.filter(library=library, kind__in=[kind for kind, _ in defaults])
+            .order_by()
+            .values_list("kind", "slug")
+        )
+    added = False
     for kind, entries in defaults:
         for position, (slug, label) in enumerate(entries, start=1):
             if (kind, slug) in existing:
@@ -221,6 +227,8 @@ def categories_ensure_defaults(*, library: Library) -> None:
                     )
             except IntegrityError:
                 pass  # a concurrent request added it first: it is there, which is all we need
+            added = True
+    return added
 
 
 def category_current(*, library: Library, kind: CategoryKind, slug: str) -> Category | None:

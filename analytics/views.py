@@ -31,10 +31,10 @@ TALLY_SESSION_KEY = "analytics.tally"
 
 def managed_library(request: HttpRequest, slug: str) -> Library:
     """The library ``slug`` if the user manages it; otherwise it does not exist for them."""
-    library = Library.objects.visible_to(request.user, role=Role.MANAGER).filter(slug=slug).first()
-    if library is None:
-        raise Http404(_("No such library."))
-    return library
+    try:
+        return Library.objects.visible_to(request.user, role=Role.MANAGER).get(slug=slug)
+    except Library.DoesNotExist:
+        raise Http404(_("No such library.")) from None
 
 
 # --- the tally ----------

@@ -11,11 +11,14 @@ from analytics.models import CategoryKind, Outcome, Source
 from analytics.selectors import (
     Scope,
     category_distribution,
+    chat_transactions,
+    counts_by,
     heatmap,
     overview,
     percentile,
     read_distribution,
     service_levels,
+    short_lists,
     transactions_in,
     volume_by_day,
 )
@@ -84,12 +87,19 @@ def test_volume_by_day_fills_empty_days_and_averages_the_last_seven(cast: Cast) 
     assert days[7].trend == 3  # 21 over the seven days 2-8
 
 
-def june(cast: Cast, *, service_point_id: int | None = None, format_id: int | None = None) -> Scope:
+def june(
+    cast: Cast,
+    *,
+    service_point_id: int | None = None,
+    queue_id: int | None = None,
+    format_id: int | None = None,
+) -> Scope:
     return Scope(
         library=cast.library,
         start=date(2026, 6, 1),
         end=date(2026, 6, 30),
         service_point_id=service_point_id,
+        queue_id=queue_id,
         format_id=format_id,
     )
 
@@ -215,3 +225,74 @@ def test_the_pages_two_scans_give_what_the_four_separate_counts_give(cast: Cast)
         (None, "", 1),
         (policy.pk, "Policy", 1),
     ]
+
+
+def test_counts_by_each_filter_agree_with_the_transactions_the_scope_selects(cast: Cast) -> None:
+    science = ServicePoint.objects.create(library=cast.library, slug="science", name="Science")
+    when = datetime(2026, 6, 3, 12, tzinfo=NEW_YORK)
+    record(cast.library, when, service_point=science, read_level=1, queue=cast.queue)
+    record(cast.library, when, service_point=science, format="phone", read_level=3)
+    record(cast.library, when, read_level=2, queue=cast.queue)
+    record(cast.other_library, when, read_level=1)
+    phone = category(cast.library, CategoryKind.FORMAT, "phone")
+    calls = category_rename(category=phone, label="Telephone")
+    record(cast.library, when, format="phone", read_level=2)  # the new version
+    scopes = [
+        june(cast),
+        june(cast, service_point_id=science.pk),
+        june(cast, queue_id=cast.queue.pk),
+        june(cast, format_id=calls.pk),  # the renamed format counts its old version too
+        june(cast, service_point_id=science.pk, queue_id=cast.queue.pk, format_id=calls.pk),
+    ]
+
+    for scope in scopes:
+        expected: dict[tuple[object, ...], int] = {}
+        for level, day in transactions_in(scope).values_list("read_level", "local_date"):
+            expected[(level, day)] = expected.get((level, day), 0) + 1
+        assert counts_by(scope, "read_level", "local_date") == expected
+    assert counts_by(scopes[3], "read_level") == {(3,): 1, (2,): 1}
+    assert counts_by(scopes[4], "read_level") == {}
+
+
+def test_the_short_lists_map_every_version_to_its_current_entry(cast: Cast) -> None:
+    technical = category(cast.library, CategoryKind.QUESTION_TYPE, "technical")
+    renamed = category_rename(category=technical, label="Technology help")
+    ServicePoint.objects.create(library=cast.library, slug="science", name="Science")
+    ServicePoint.objects.create(library=cast.library, slug="art", name="Art")
+    ServicePoint.objects.create(library=cast.other_library, slug="annex", name="Annex")
+    lists = short_lists(cast.library)
+
+    current = lists.current(CategoryKind.QUESTION_TYPE)
+    assert current[technical.pk] == current[renamed.pk] == (renamed.pk, "Technology help")
+    assert "Technical" not in [entry.label for entry in lists.active(CategoryKind.QUESTION_TYPE)]
+    assert [entry.slug for entry in lists.active(CategoryKind.FORMAT)][:2] == ["chat", "desk"]
+    assert (CategoryKind.FORMAT, "chat") in lists.category_slugs
+    assert [str(point) for point in lists.service_points] == ["Art (demo)", "Science (demo)"]
+    assert [str(queue) for queue in lists.queues] == ["demo/general"]
+    record(cast.library, datetime(2026, 6, 3, 12, tzinfo=NEW_YORK), question_type=technical)
+    seen = overview(june(cast), question_types=current)
+    assert [(c.category_id, c.label, c.count) for c in seen.question_types] == [
+        (renamed.pk, "Technology help", 1)
+    ]
+
+
+def test_service_levels_count_the_chats_the_scope_selects(cast: Cast) -> None:
+    science = ServicePoint.objects.create(library=cast.library, slug="science", name="Science")
+    chat(cast, Outcome.ANSWERED, wait_s=10, queue=cast.queue)
+    chat(cast, Outcome.MISSED, service_point=science)
+    chat(cast, Outcome.ABANDONED, queue=cast.queue, service_point=science)
+    record(cast.library, datetime(2026, 6, 3, 12, tzinfo=NEW_YORK), format="phone")
+    chat_format = category(cast.library, CategoryKind.FORMAT, "chat")
+    phone = category(cast.library, CategoryKind.FORMAT, "phone")
+
+    for scope, chats in [
+        (june(cast), 3),
+        (june(cast, queue_id=cast.queue.pk), 2),
+        (june(cast, service_point_id=science.pk), 2),
+        (june(cast, service_point_id=science.pk, queue_id=cast.queue.pk), 1),
+        (june(cast, format_id=chat_format.pk), 3),
+        (june(cast, format_id=phone.pk), 0),
+    ]:
+        levels = service_levels(scope)
+        assert levels.chats == chat_transactions(scope).count() == chats
+        assert sum(levels.outcomes.values()) == chats

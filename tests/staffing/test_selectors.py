@@ -156,6 +156,25 @@ def test_staffed_hours_by_hour_of_week_counts_people_and_the_repeated_hour(desk:
     assert main_only == {(0, 9): 2.0, (0, 10): 1.0}
 
 
+def test_staffed_hours_leave_out_cancelled_shifts_removed_staff_and_other_libraries(
+    desk: Desk,
+) -> None:
+    lena, cleo = desk.cast.librarian, desk.colleague
+    kept = desk.shift(MONDAY, time(9), time(10), staff=(lena, cleo))
+    Assignment.objects.filter(shift=kept, user=cleo).update(status=AssignmentStatus.REMOVED)
+    cancelled = desk.shift(MONDAY, time(11), time(12), staff=(lena,))
+    cancelled.is_cancelled = True
+    cancelled.save()
+    desk.shift(MONDAY, time(13), time(14), point=desk.other_desk, staff=(cleo,))
+    # The evening before is outside the range.
+    desk.shift(MONDAY - timedelta(days=1), time(23), time(23, 59), staff=(lena,))
+
+    hours = selectors.staffed_hours_by_hour_of_week(
+        library=desk.cast.library, start=MONDAY, end=MONDAY
+    )
+    assert hours == {(0, 9): 1.0}
+
+
 def test_hours_and_shifts_for_a_user_by_local_dates(desk: Desk) -> None:
     lena = desk.cast.librarian
     desk.shift(MONDAY, time(9), time(13), staff=(lena,))
