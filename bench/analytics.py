@@ -47,11 +47,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def create_database(pg: str, name: str) -> None:
+def create_database(pg: str, name: str, *, keep: bool = False) -> None:
+    """Drop and create ``name``; with ``keep``, create it only if it does not exist."""
     parts = urlsplit(pg)
     args = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
     args += ["-U", parts.username or "postgres"]
-    subprocess.run(["dropdb", "--if-exists", *args, name], check=True)
+    if keep:
+        listed = subprocess.run(
+            ["psql", *args, "-d", "postgres", "-tAc", "SELECT datname FROM pg_database"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        if name in listed.stdout.split():
+            return
+    else:
+        subprocess.run(["dropdb", "--if-exists", *args, name], check=True)
     subprocess.run(["createdb", *args, name], check=True)
 
 
@@ -73,14 +84,12 @@ def configure(pg: str, name: str) -> None:
 
 
 def seed(rows: int) -> None:
-    from django.core.management import call_command
     from django.db import connection
 
     from analytics.services import categories_ensure_defaults
     from reflib.models import Role
     from reflib.services import library_upsert, service_point_ensure, staff_upsert
 
-    call_command("migrate", verbosity=0, interactive=False)
     library = library_upsert(
         slug="bench", name="Bench Library", timezone=TIMEZONE, queue_slugs=["general", "law"]
     )
@@ -279,16 +288,17 @@ def timed(action: Callable[[], object]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    if not options.keep:
-        create_database(options.pg, options.database)
+    create_database(options.pg, options.database, keep=options.keep)
     configure(options.pg, options.database)
     import psycopg
     from django.contrib.auth.models import User
+    from django.core.management import call_command
     from django.test import Client
 
     from analytics.models import Transaction
     from reflib.models import Library
 
+    call_command("migrate", verbosity=0, interactive=False)  # nothing to do on a kept database
     if not options.keep or not Library.objects.filter(slug="bench").exists():
         began = time.perf_counter()
         seed(options.rows)
