@@ -32,7 +32,7 @@ TALLY_SESSION_KEY = "analytics.tally"
 def managed_library(request: HttpRequest, slug: str) -> Library:
     """The library ``slug`` if the user manages it; otherwise it does not exist for them."""
     try:
-        return Library.objects.visible_to(request.user, role=Role.MANAGER).get(slug=slug)
+        return Library.objects.get_visible(request.user, slug=slug, role=Role.MANAGER)
     except Library.DoesNotExist:
         raise Http404(_("No such library.")) from None
 

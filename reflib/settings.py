@@ -228,6 +228,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", REFL
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", REFLIB_HTTPS)
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Django's database sessions, read with one written statement (reflib/sessions.py).
+SESSION_ENGINE = "reflib.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"

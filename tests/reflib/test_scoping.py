@@ -195,3 +195,44 @@ def test_a_librarian_of_two_libraries_sees_each_once(cast: Cast) -> None:
     staff_upsert(username="lena", library=cast.other_library, role=Role.LIBRARIAN)
 
     assert list(Library.objects.visible_to(cast.librarian)) == [cast.library, cast.other_library]
+
+
+def test_get_visible_answers_as_visible_to_for_every_user_role_and_library(
+    cast: Cast, superuser: User
+) -> None:
+    """``get_visible`` is ``visible_to(...).get(slug=...)`` written as one statement: the same
+    library, field for field, or none, for each kind of user."""
+    staff_upsert(username="lena", library=cast.other_library, role=Role.MANAGER)
+    inactive = staff_upsert(username="gone", library=cast.library, role=Role.MANAGER)
+    inactive.is_active = False
+    inactive.save()
+    stranger = User.objects.create_user("stranger")
+    users = [
+        cast.librarian,
+        cast.manager,
+        cast.other_librarian,
+        superuser,
+        inactive,
+        stranger,
+        AnonymousUser(),
+    ]
+    answers = 0
+    for user in users:
+        for role in Role:
+            for slug in [cast.library.slug, cast.other_library.slug, "no-such-library"]:
+                expected = Library.objects.visible_to(user, role=role).filter(slug=slug).first()
+                try:
+                    found = Library.objects.get_visible(user, slug=slug, role=role)
+                except Library.DoesNotExist:
+                    found = None
+                assert found == expected, (user, role, slug)
+                if found is not None and expected is not None:
+                    answers += 1
+                    fields = Library._meta.concrete_fields
+                    assert [f.value_from_object(found) for f in fields] == [
+                        f.value_from_object(expected) for f in fields
+                    ]
+    # Libraries found, so that the comparison is not of nothing with nothing: the librarian
+    # (lena, now also the other library's manager) 3, the manager 2, the other librarian 1,
+    # the superuser 4.
+    assert answers == 10
