@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from django.contrib import admin
 from django.test import RequestFactory
+from django.utils import translation
 
+from analytics import charts
 from analytics.models import Category, CategoryKind
 from analytics.services import category_rename
 from reflib.admin import context_without_sidebar
@@ -78,3 +80,19 @@ def test_the_context_without_the_sidebar_has_every_key_of_the_admins_own(cast: C
     assert context_without_sidebar(admin.site, request).keys() == (
         admin.site.each_context(request).keys()
     )
+
+
+def test_a_days_label_follows_the_language_it_is_asked_in() -> None:
+    """The volume's day labels are kept per language: a page in Spanish after one in English
+    names the day in Spanish."""
+    monday = date(2025, 12, 1)
+
+    with translation.override("en"):
+        english = charts.day_label(monday, "D j M Y")
+    with translation.override("es"):
+        spanish = charts.day_label(monday, "D j M Y")
+    with translation.override("en"):
+        again = charts.day_label(monday, "D j M Y")
+
+    assert english == again == "Mon 1 Dec 2025"
+    assert spanish == "lun 1 Dic 2025"
