@@ -207,7 +207,7 @@ def test_get_visible_answers_as_visible_to_for_every_user_role_and_library(
     inactive.is_active = False
     inactive.save()
     stranger = User.objects.create_user("stranger")
-    users = [
+    users: list[User | AnonymousUser] = [
         cast.librarian,
         cast.manager,
         cast.other_librarian,
