@@ -63,9 +63,10 @@ class LibraryManager(_LibraryManagerBase):
         """``visible_to(user, role=role).get(slug=slug)`` as one written statement.
 
         For the check at the top of every manager request: compiling the ORM's join and
-        ``DISTINCT`` took twice what the query takes (docs/benchmarks.md, "Manager analytics
-        views"). The rule is :meth:`LibraryQuerySet.visible_to`'s; the tests hold the two to the
-        same answers for every kind of user, role and library.
+        ``DISTINCT`` took about three times what PostgreSQL takes to plan and run it
+        (docs/benchmarks.md, "Manager analytics views"). The rule is
+        :meth:`LibraryQuerySet.visible_to`'s; the tests hold the two to the same answers for
+        every kind of user, role and library.
         """
         if not user.is_authenticated or not user.is_active:
             raise Library.DoesNotExist("No library is visible to this user.")

@@ -1,8 +1,8 @@
 """Staff sessions: Django's database store, read with one written statement.
 
 Every staff request and desk handshake reads its session. Django's store builds and compiles an
-ORM query for that each time, which took twice what the query itself takes on a warm
-connection (docs/benchmarks.md, "Manager analytics views"). The statement below is the ORM's:
+ORM query for that each time, which took longer than the query itself on a warm connection
+(docs/benchmarks.md, "Manager analytics views"). The statement below is the ORM's:
 the row with this key that has not expired. Saving, deleting and clearing stay Django's.
 """
 
