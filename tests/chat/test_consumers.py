@@ -46,6 +46,7 @@ from tests.chat.conftest import (
     OWN_ORIGIN,
     PATRON_IP,
     Frame,
+    Socket,
     Sockets,
     Started,
     fresh,
@@ -278,6 +279,18 @@ REFUSED_BUSY = {
 }
 
 
+async def _patron_where_150_ms_is_overload(
+    cast: Cast, sockets: Sockets, settings: Settings
+) -> tuple[Started, Socket]:
+    """A started chat and its patron's socket, welcome read, on a process that counts a wait of
+    150 ms as overload (back-pressure's tests)."""
+    settings.REFLIB_OVERLOAD_LAG_MS = 150
+    started = await db(start)(cast.queue)
+    patron, _welcome = await sockets.patron(started)
+    await patron.drain()
+    return started, patron
+
+
 @pytest.mark.postgres
 async def test_a_message_that_finds_no_free_database_connection_is_refused_busy_not_flooding(
     cast: Cast, sockets: Sockets, monkeypatch: pytest.MonkeyPatch
@@ -313,10 +326,7 @@ async def test_a_process_whose_event_loop_falls_behind_refuses_messages_busy_unt
 ) -> None:
     # Back-pressure: a message that finds the process's loop far behind is refused before any
     # database work, and the client's resend after retry_after_s is stored exactly once.
-    settings.REFLIB_OVERLOAD_LAG_MS = 150
-    started = await db(start)(cast.queue)
-    patron, _welcome = await sockets.patron(started)
-    await patron.drain()
+    started, patron = await _patron_where_150_ms_is_overload(cast, sockets, settings)
     frame = {"type": "send", "client_msg_id": "m-1", "body": "Anyone?"}
 
     # The whole process stalls, as when it is handed more than it can do.
@@ -346,10 +356,7 @@ async def test_a_frame_that_waited_long_in_its_sockets_queue_is_refused_busy_and
     # The third place a backlog builds, where neither the loop nor the pool shows it: daphne
     # has read the frame (and stamped it, chat.arrivals) but the socket's consumer is still
     # busy with the frames before it. A frame that waited too long there is refused.
-    settings.REFLIB_OVERLOAD_LAG_MS = 150
-    started = await db(start)(cast.queue)
-    patron, _welcome = await sockets.patron(started)
-    await patron.drain()
+    started, patron = await _patron_where_150_ms_is_overload(cast, sockets, settings)
     text = json.dumps({"type": "send", "client_msg_id": "m-1", "body": "Anyone?"})
 
     await patron.communicator.send_input(
@@ -399,10 +406,7 @@ async def test_messages_that_wait_long_for_a_database_connection_make_the_next_o
 ) -> None:
     # The other place a backlog builds: the pool's queue. The message that waited is stored;
     # the ones after it are refused until the waits are short again.
-    settings.REFLIB_OVERLOAD_LAG_MS = 150
-    started = await db(start)(cast.queue)
-    patron, _welcome = await sockets.patron(started)
-    await patron.drain()
+    _started, patron = await _patron_where_150_ms_is_overload(cast, sockets, settings)
     connection = AsyncConnectionPool.connection
 
     @contextlib.asynccontextmanager
